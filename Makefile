@@ -1,0 +1,79 @@
+# BittieTasks: `make run` to try it, `make test` to check it. See README.md.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# The embedded default: SQLite under var/, in-memory channel layer, eager
+# Celery, console email, offline services, demo data.
+RUN_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings DJANGO_DEBUG=true DEMO_MODE=true
+TEST_ENV := DJANGO_SETTINGS_MODULE=marketplace.settings_test
+
+.PHONY: run test test-fast test-browser lint bench check-services chromium deploy-check clean help
+
+help:
+	@echo "make run     - set up and start the site on http://$(HOST):$(PORT) (SQLite, demo data)"
+	@echo "make test    - set up and run the whole suite (PostgreSQL, Redis, Chromium)"
+	@echo "make lint    - ruff and the missing-migrations check"
+	@echo "make bench   - benchmarks (slow; figures go to docs/PERFORMANCE.md)"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.run-installed: requirements.txt | $(VENV)/bin/python
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PIP) install -q -r requirements-dev.txt
+	touch $(VENV)/.run-installed $@
+
+run: $(VENV)/.run-installed
+	@mkdir -p var
+	@$(RUN_ENV) $(PY) manage.py migrate --noinput -v 0
+	@$(RUN_ENV) $(PY) manage.py seed_demo
+	$(RUN_ENV) $(VENV)/bin/uvicorn marketplace.asgi:application --host $(HOST) --port $(PORT) \
+		--lifespan off --ws-max-size 65536
+
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			echo "Installing Chromium from Debian for the browser tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Chromium is missing. Install it with: sudo apt-get install -y chromium"; exit 1; \
+		fi; \
+	fi
+
+check-services: $(VENV)/.dev-installed
+	@$(TEST_ENV) $(PY) manage.py check_services
+
+test: $(VENV)/.dev-installed chromium check-services
+	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q
+	$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest tests/browser -q
+
+test-fast: $(VENV)/.dev-installed check-services
+	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q
+
+test-browser: $(VENV)/.dev-installed chromium check-services
+	$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest tests/browser -q
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	@$(RUN_ENV) $(PY) manage.py makemigrations --check --dry-run >/dev/null || \
+		(echo "Models changed without a migration: run manage.py makemigrations"; exit 1)
+
+deploy-check: $(VENV)/.run-installed
+	DJANGO_SECRET_KEY=$$(head -c 48 /dev/urandom | base64) DJANGO_ALLOWED_HOSTS=bittietasks.example \
+		DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \
+		$(PY) manage.py check --deploy --fail-level WARNING
+
+bench: $(VENV)/.dev-installed check-services
+	@ls bench/*.py >/dev/null 2>&1 || (echo "No benchmarks yet."; exit 0)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(TEST_ENV) $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf var test-artifacts staticfiles

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def site(request: HttpRequest) -> dict:
+    return {
+        "SITE_NAME": settings.SITE_NAME,
+        "DEMO_MODE": settings.DEMO_MODE,
+        "EMAIL_OFFLINE": not settings.SENDGRID_API_KEY,
+    }

@@ -1,0 +1,7 @@
+"""Version 1 of the REST API: each app adds its routes here."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("accounts.api_urls")),
+]
