@@ -195,7 +195,9 @@ def test_message_without_recipients_is_not_sent(sendgrid_fake):
 
 
 def test_a_400_raises_rejected_with_sendgrids_message(sendgrid_fake):
-    sendgrid_fake.replies.append((400, {"errors": [{"message": "The from address does not match a verified Sender Identity.", "field": "from"}]}))
+    sendgrid_fake.replies.append(
+        (400, {"errors": [{"message": "The from address does not match a verified Sender Identity.", "field": "from"}]})
+    )
 
     with pytest.raises(SendGridRejected) as caught:
         send_mail("Hi", "Body", None, ["dana@example.com"])
@@ -206,7 +208,9 @@ def test_a_400_raises_rejected_with_sendgrids_message(sendgrid_fake):
 
 
 def test_a_401_for_a_bad_key_raises_rejected(sendgrid_fake):
-    sendgrid_fake.replies.append((401, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked"}]}))
+    sendgrid_fake.replies.append(
+        (401, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked"}]})
+    )
 
     with pytest.raises(SendGridRejected) as caught:
         send_mail("Hi", "Body", None, ["dana@example.com"])

@@ -79,7 +79,9 @@ def test_creates_the_twelve_trades_in_order(debug_on):
         ("Furniture assembly", "furniture-assembly", True),
         ("Roofing", "roofing", True),
     ]
-    assert Category.objects.get(slug="plumbing").description == "Leaks, clogs, fixtures, water heaters and pipe repairs."
+    assert (
+        Category.objects.get(slug="plumbing").description == "Leaks, clogs, fixtures, water heaters and pipe repairs."
+    )
     assert all(description for description in Category.objects.values_list("description", flat=True))
 
 

@@ -1,0 +1,229 @@
+"""Settings come from the environment and refuse what makes no sense.
+
+Settings are read once per process, so each mode is checked in a fresh
+interpreter with exactly the environment that mode gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from core.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+PRINT_SETTINGS = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from marketplace.celery import app
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "DEMO_MODE": settings.DEMO_MODE,
+    "DB_ENGINE": settings.DATABASES["default"]["ENGINE"],
+    "DB_NAME": str(settings.DATABASES["default"]["NAME"]),
+    "CHANNEL_LAYER": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "CACHE": settings.CACHES["default"]["BACKEND"],
+    "CELERY_EAGER": app.conf.task_always_eager,
+    "CELERY_BROKER": app.conf.broker_url,
+    "EMAIL_BACKEND": settings.EMAIL_BACKEND,
+    "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
+    "SECURE_SSL_REDIRECT": settings.SECURE_SSL_REDIRECT,
+    "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
+}))
+"""
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Only the variables given: nothing leaks in from the test run's own
+    # environment (which points at the test database).
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", str(BASE_DIR)), "LANG": "C.UTF-8"}
+    clean["DJANGO_SETTINGS_MODULE"] = "marketplace.settings"
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def settings_in(env: dict[str, str]) -> dict:
+    result = run_python(PRINT_SETTINGS, env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def make_run_env() -> dict[str, str]:
+    """The variables `make run` sets, read from the Makefile itself."""
+    match = re.search(r"^RUN_ENV := (.+)$", (BASE_DIR / "Makefile").read_text(), re.MULTILINE)
+    assert match, "Makefile has no RUN_ENV line"
+    return dict(pair.split("=", 1) for pair in match.group(1).split())
+
+
+# --- the helpers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_env_bool_reads_the_usual_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("BT_FLAG", raw)
+    assert env_bool("BT_FLAG", not expected) is expected
+
+
+def test_env_bool_uses_the_default_only_when_unset(monkeypatch):
+    monkeypatch.delenv("BT_FLAG", raising=False)
+    assert env_bool("BT_FLAG", True) is True
+    assert env_bool("BT_FLAG", False) is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "ture", "y e s"])
+def test_env_bool_refuses_anything_else(monkeypatch, raw):
+    monkeypatch.setenv("DJANGO_DEBUG", raw)
+    with pytest.raises(ImproperlyConfigured, match=f"DJANGO_DEBUG must be one of true/false/1/0/yes/no, not '{raw}'"):
+        env_bool("DJANGO_DEBUG")
+
+
+def test_env_int_reads_whole_numbers_and_refuses_others(monkeypatch):
+    monkeypatch.setenv("BT_NUMBER", "42")
+    assert env_int("BT_NUMBER", 7) == 42
+    monkeypatch.setenv("BT_NUMBER", "  ")
+    assert env_int("BT_NUMBER", 7) == 7
+    monkeypatch.setenv("BT_NUMBER", "4.5")
+    with pytest.raises(ImproperlyConfigured, match="BT_NUMBER must be a whole number, not '4.5'"):
+        env_int("BT_NUMBER", 7)
+    monkeypatch.setenv("BT_NUMBER", "-1")
+    with pytest.raises(ImproperlyConfigured, match="BT_NUMBER must be at least 0, not -1"):
+        env_int("BT_NUMBER", 7, minimum=0)
+
+
+def test_env_list_and_str(monkeypatch):
+    monkeypatch.setenv("BT_HOSTS", " a.example , ,b.example,")
+    assert env_list("BT_HOSTS") == ["a.example", "b.example"]
+    monkeypatch.delenv("BT_HOSTS")
+    assert env_list("BT_HOSTS", "x,y") == ["x", "y"]
+    assert env_str("BT_HOSTS", "fallback") == "fallback"
+
+
+# --- the process refuses to start -------------------------------------------
+
+
+def test_a_bad_debug_value_stops_the_process():
+    result = run_python("import django; django.setup()", {"DJANGO_DEBUG": "maybe", "DJANGO_SECRET_KEY": "x" * 50})
+
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: DJANGO_DEBUG must be one of true/false/1/0/yes/no, not 'maybe'" in result.stderr
+
+
+def test_a_missing_secret_key_with_debug_off_stops_the_process():
+    result = run_python("import django; django.setup()", {})
+
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_manage_py_refuses_too_without_a_secret_key():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", ""), "DJANGO_DEBUG": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_a_bad_number_stops_the_process():
+    result = run_python(
+        "import django; django.setup()", {"DJANGO_SECRET_KEY": "x" * 50, "DATABASE_CONN_MAX_AGE": "forever"}
+    )
+
+    assert result.returncode == 1
+    assert "DATABASE_CONN_MAX_AGE must be a whole number, not 'forever'" in result.stderr
+
+
+# --- the three modes ----------------------------------------------------------
+
+
+def test_make_run_mode_needs_nothing_but_python():
+    env = make_run_env()
+    assert env["DJANGO_DEBUG"] == "true"
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env
+
+    found = settings_in(env)
+
+    assert found == {
+        "DEBUG": True,
+        "DEMO_MODE": True,
+        "DB_ENGINE": "django.db.backends.sqlite3",
+        "DB_NAME": str(BASE_DIR / "var" / "db.sqlite3"),
+        "CHANNEL_LAYER": "channels.layers.InMemoryChannelLayer",
+        "CACHE": "django.core.cache.backends.locmem.LocMemCache",
+        "CELERY_EAGER": True,
+        "CELERY_BROKER": "memory://",
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
+        "SECURE_SSL_REDIRECT": False,
+        "SESSION_COOKIE_SECURE": False,
+    }
+
+
+def test_production_mode_uses_postgres_redis_and_a_real_worker():
+    found = settings_in(
+        {
+            "DJANGO_SECRET_KEY": "p" * 50,
+            "DJANGO_ALLOWED_HOSTS": "bittietasks.example",
+            "DATABASE_URL": "postgres://app:pw@db:5432/bittietasks",
+            "REDIS_URL": "redis://redis:6379/0",
+        }
+    )
+
+    assert found == {
+        "DEBUG": False,
+        "DEMO_MODE": False,
+        "DB_ENGINE": "django.db.backends.postgresql",
+        "DB_NAME": "bittietasks",
+        "CHANNEL_LAYER": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CACHE": "django.core.cache.backends.redis.RedisCache",
+        "CELERY_EAGER": False,
+        "CELERY_BROKER": "redis://redis:6379/0",
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "ALLOWED_HOSTS": ["bittietasks.example"],
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_SECURE": True,
+    }
+
+
+def test_a_sendgrid_key_switches_email_to_sendgrid():
+    found = settings_in({"DJANGO_SECRET_KEY": "p" * 50, "SENDGRID_API_KEY": "SG.x"})
+
+    assert found["EMAIL_BACKEND"] == "core.email.SendGridEmailBackend"
+
+
+def test_test_mode_uses_postgres_redis_and_locmem_email(settings):
+    # This very process runs on marketplace.settings_test.
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
+    assert settings.CELERY_TASK_ALWAYS_EAGER is True
