@@ -303,3 +303,15 @@ def contractor_onboarding_complete(*, user: User) -> ContractorProfile:
         profile.onboarded_at = timezone.now()
         profile.save(update_fields=["onboarded_at", "updated_at"])
     return profile
+
+
+@transaction.atomic
+def user_mark_id_verified(*, user: User, at: dt.datetime | None = None) -> User:
+    """Record that staff checked the person's ID (a badge with a date). Kept
+    once set: a second check does not move the date."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.id_verified_at is None:
+        locked.id_verified_at = at or timezone.now()
+        locked.save(update_fields=["id_verified_at"])
+    user.id_verified_at = locked.id_verified_at
+    return locked
