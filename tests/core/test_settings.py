@@ -227,3 +227,13 @@ def test_test_mode_uses_postgres_redis_and_locmem_email(settings):
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
     assert settings.CELERY_TASK_ALWAYS_EAGER is True
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    source = (BASE_DIR / "marketplace" / "settings.py").read_text()
+    read = set(re.findall(r"env_(?:str|bool|int|list)\(\s*\"([A-Z0-9_]+)\"", source))
+    example = (BASE_DIR / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z0-9_]+)=", example, re.MULTILINE))
+
+    assert len(read) >= 20
+    assert sorted(read - listed) == []
