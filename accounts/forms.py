@@ -118,7 +118,9 @@ class OnboardingForm(forms.Form):
     )
     service_radius_km = forms.IntegerField(
         label=_("How far you travel (km)"),
-        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+        widget=forms.NumberInput(
+            attrs={"inputmode": "numeric", "min": ContractorProfile.MIN_RADIUS_KM, "max": ContractorProfile.MAX_RADIUS_KM}
+        ),
         help_text=_("Between 1 and 160 km from your ZIP code."),
     )
     latitude = forms.FloatField(required=False, widget=forms.HiddenInput)
