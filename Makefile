@@ -35,8 +35,12 @@ run: $(VENV)/.run-installed
 	@mkdir -p var
 	@$(RUN_ENV) $(PY) manage.py migrate --noinput -v 0
 	@$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(VENV)/bin/uvicorn marketplace.asgi:application --host $(HOST) --port $(PORT) \
-		--lifespan off --ws-max-size 65536
+	@echo ""
+	@echo "Open http://$(HOST):$(PORT)/ and log in with a demo account above, or sign up:"
+	@echo "emails (with their verification links) are printed here. Ctrl+C stops."
+	@# exec: Ctrl+C and kill reach uvicorn itself, not a shell around it.
+	@exec env $(RUN_ENV) SITE_URL=http://$(HOST):$(PORT) $(VENV)/bin/uvicorn marketplace.asgi:application \
+		--host $(HOST) --port $(PORT) --lifespan off --ws-max-size 65536
 
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \
