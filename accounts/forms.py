@@ -45,6 +45,7 @@ def add_service_errors(form: forms.Form, error: ApplicationError, field_map: dic
     if not error.fields:
         form.add_error(None, error.message)
         return
+    unplaced = False
     for key, messages in error.fields.items():
         name = field_map.get(key, key)
         if name in form.fields:
@@ -52,7 +53,11 @@ def add_service_errors(form: forms.Form, error: ApplicationError, field_map: dic
         elif name in getattr(form, "group_fields", ()):
             form.add_group_error(name, list(messages))
         else:
-            form.add_error(None, list(messages))
+            unplaced = True
+    if unplaced:
+        # No field to sit under (e.g. "role" for two checkboxes): the
+        # service's own sentence says it best.
+        form.add_error(None, error.message)
 
 
 _AMOUNT_RE = re.compile(r"-?\d{1,12}(?:\.\d*)?|-?\.\d+")
