@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,42 @@ def test_env_example_lists_every_variable_the_settings_read():
 
     assert len(read) >= 20
     assert sorted(read - listed) == []
+
+
+def _check_services(database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(BASE_DIR)),
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings_test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check_services"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_make_test_accepts_a_fresh_server_without_the_named_database():
+    # `make test` on a fresh machine: the server answers, the `test` database
+    # does not exist yet (pytest-django creates test_test itself).
+    result = _check_services("postgres://postgres@127.0.0.1:5432/no_such_db_h3_check")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PostgreSQL and Redis answer."
+
+
+def test_make_test_stops_with_how_to_start_postgres_when_no_server_answers():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    result = _check_services(f"postgres://postgres@127.0.0.1:{port}/test")
+
+    assert result.returncode == 1
+    assert f"PostgreSQL at 127.0.0.1:{port} does not answer (OperationalError)." in result.stderr
+    assert "Start it with: pg_ctlcluster" in result.stderr

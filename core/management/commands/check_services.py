@@ -15,15 +15,29 @@ START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) 
 START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 
 
+def _database_error() -> Exception | None:
+    try:
+        connection.ensure_connection()
+    except Exception as exc:  # noqa: BLE001
+        # The named database need not exist (a fresh server has none):
+        # pytest-django creates test_<name> through the server's maintenance
+        # database, so the server answering there is enough.
+        try:
+            with connection._nodb_cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:  # noqa: BLE001
+            return exc
+    return None
+
+
 class Command(BaseCommand):
     help = "Check that the database and Redis in the settings answer."
 
     def handle(self, *args, **options) -> None:
         problems = []
         db = settings.DATABASES["default"]
-        try:
-            connection.ensure_connection()
-        except Exception as exc:  # noqa: BLE001
+        exc = _database_error()
+        if exc is not None:
             where = f"{db.get('HOST') or 'local socket'}:{db.get('PORT') or ''}"
             problems.append(
                 f"PostgreSQL at {where} does not answer ({type(exc).__name__}).\n"
