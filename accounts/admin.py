@@ -6,6 +6,7 @@ the services (and are written to the admin log)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
@@ -24,6 +25,14 @@ class UserCreationForm(BaseUserCreationForm):
     class Meta:
         model = User
         fields = ("email", "full_name")
+
+    def clean_email(self) -> str:
+        # Emails are stored lower-case everywhere (sign-up, the manager); the
+        # database refuses a case-only duplicate anyway.
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("An account with this email already exists."))
+        return email
 
 
 class UserEditForm(UserChangeForm):
@@ -113,6 +122,10 @@ class UserAdmin(DjangoUserAdmin):
     ]
     inlines = [ContractorProfileInline]
     actions = ["mark_email_verified", "mark_id_verified", "add_contractor_role"]
+
+    def get_inlines(self, request: HttpRequest, obj=None):
+        # A new account has no work profile; the roles action creates one.
+        return self.inlines if obj is not None else []
 
     @admin.display(description=_("roles"))
     def roles(self, user: User) -> str:
