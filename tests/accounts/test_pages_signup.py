@@ -244,3 +244,30 @@ def test_password_reset_for_unknown_email_reveals_nothing_and_sends_no_key(clien
     assert RESET_LINK.search(mail.outbox[0].body) is None
     customer.refresh_from_db()
     assert customer.check_password(PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("url_name", "logged_in"),
+    [
+        ("account_login", False),
+        ("account_signup", False),
+        ("account_reset_password", False),
+        ("account_reset_password_done", False),
+        ("account_email_verification_sent", False),
+        ("account_logout", True),
+        ("account_email", True),
+        ("account_change_password", True),
+    ],
+)
+def test_every_allauth_page_renders_in_the_site_layout(client, customer, url_name, logged_in):
+    if logged_in:
+        client.force_login(customer)
+    response = client.get(reverse(url_name))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="site-header"' in html
+    assert 'class="card auth-card"' in html
+    assert "· BittieTasks</title>" in html
+    # Every visible input has a label pointing at it.
+    for input_id in re.findall(r'<input(?![^>]*type="(?:hidden|submit)")[^>]*\bid="([^"]+)"', html):
+        assert f'for="{input_id}"' in html, input_id
