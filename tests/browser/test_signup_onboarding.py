@@ -148,6 +148,19 @@ def test_bad_onboarding_input_shows_errors_in_the_browser(page, live_server):
     assert ContractorProfile.objects.get(user=user).hourly_rate_cents is None
     assert ContractorProfile.objects.get(user=user).onboarded_at is None
 
+    page.get_by_role("link", name="Dashboard").click()
+    page.wait_for_url("**/dashboard/")
+    expect(page.locator("main")).to_contain_text("Not live yet")
+    shot(page, "12-dashboard-not-live")
+    page.get_by_role("link", name="Profile", exact=True).click()
+    page.wait_for_url("**/profile/")
+    page.get_by_label("Phone").fill("(415) 555-0134")
+    page.get_by_label("ZIP code").fill("94110")
+    page.get_by_role("button", name="Save details").click()
+    expect(page.get_by_text("Your profile is saved.")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("San Francisco, CA")
+    shot(page, "13-profile")
+
 
 def _time(text: str) -> dt.time:
     return dt.time.fromisoformat(text)
