@@ -4,7 +4,9 @@ The browser's file name and content type are ignored; Pillow decides what the
 bytes are. Re-encoding drops every metadata block (EXIF with GPS, XMP, ICC
 comments) and any payload hidden after the image data. Callers that need the
 EXIF time or place (proof-of-work photos) read it from ``CleanImage.exif``
-before the original bytes are thrown away.
+(the main IFD), ``CleanImage.exif_ifd`` (the Exif sub-IFD: DateTimeOriginal)
+and ``CleanImage.gps`` (the GPS sub-IFD), captured before the original bytes
+are thrown away.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "HEIF", "MPO"}
 MAX_PIXELS = 40_000_000  # guards against decompression bombs
 MIN_SIDE = 16
+EXIF_IFD = 0x8769
+GPS_IFD = 0x8825
 
 
 class ImageRejected(ValueError):
@@ -32,6 +36,8 @@ class CleanImage:
     height: int
     original_format: str
     exif: dict = field(default_factory=dict)
+    exif_ifd: dict = field(default_factory=dict)  # tag 0x8769: DateTimeOriginal (0x9003) lives here
+    gps: dict = field(default_factory=dict)  # tag 0x8825: GPSLatitude (2) etc., values as Pillow gives them
 
 
 def clean_image(
@@ -66,7 +72,10 @@ def clean_image(
             raise ImageRejected("This image is too large in pixels. Upload a smaller photo.")
         if min(image.width, image.height) < MIN_SIDE:
             raise ImageRejected("This image is too small to show anything.")
-        exif = {k: v for k, v in image.getexif().items() if isinstance(v, (str, int, float, bytes, tuple))}
+        raw_exif = image.getexif()
+        exif = {k: v for k, v in raw_exif.items() if isinstance(v, (str, int, float, bytes, tuple))}
+        exif_ifd = dict(raw_exif.get_ifd(EXIF_IFD))
+        gps = dict(raw_exif.get_ifd(GPS_IFD))
         image = ImageOps.exif_transpose(image)
         image.load()
     except ImageRejected:
@@ -90,4 +99,6 @@ def clean_image(
         height=image.height,
         original_format=fmt,
         exif=exif,
+        exif_ifd=exif_ifd,
+        gps=gps,
     )
