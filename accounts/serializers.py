@@ -103,13 +103,20 @@ class TradeSlugsField(serializers.ListField):
         return [found[slug] for slug in slugs]
 
 
+class AvailabilityListField(serializers.ListField):
+    """Windows in, AvailabilityWindow values; the profile's slots out."""
+
+    def to_representation(self, data) -> list[dict]:
+        return [self.child.to_representation(slot) for slot in data.all()]
+
+
 class MyContractorProfileSerializer(serializers.ModelSerializer):
     """The contractor side of my profile. ``address`` or ``postal_code`` set
     the service area (an address must contain its ZIP, or come with one);
     the coordinates follow from them and are read-only."""
 
     trades = TradeSlugsField(required=False, help_text=_("Category slugs, at most 10."))
-    availability = serializers.ListField(
+    availability = AvailabilityListField(
         child=AvailabilityWindowSerializer(),
         max_length=MAX_WINDOWS_IN_REQUEST,
         required=False,
@@ -145,11 +152,6 @@ class MyContractorProfileSerializer(serializers.ModelSerializer):
             "missing",
         ]
         read_only_fields = ["slug", "currency", "city", "state", "latitude", "longitude"]
-
-    def to_representation(self, instance: ContractorProfile) -> dict:
-        data = super().to_representation(instance)
-        data["availability"] = [AvailabilityWindowSerializer().to_representation(slot) for slot in instance.availability.all()]
-        return data
 
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_onboarded(self, profile: ContractorProfile) -> bool:
