@@ -1,0 +1,552 @@
+"""Reads for tasks: who may see which task and how much of its location, what a
+user may do with it now, the customer's and contractor's lists, and "Find work"
+(open tasks near a point).
+
+Pages, the API and (later) consumers all read through these functions, so a
+permission rule lives in one place. List selectors use select_related and
+prefetches so iterating them costs a fixed number of queries.
+
+Nearby search, on PostgreSQL, uses the cube/earthdistance extensions that ship
+with PostgreSQL: a partial GiST expression index on
+``ll_to_earth(latitude, longitude) WHERE status = 'open'`` (migration
+0003_search_geo_indexes) answers an ``earth_box`` prefilter and nearest-first
+ordering (``<->``) under a LIMIT, and a partial GIN expression index on the
+English ``to_tsvector`` of title and description answers full-text search. The
+SQL below must generate exactly the indexed expressions or the planner will not
+use the indexes (tests/tasks/test_selectors.py checks with EXPLAIN). On SQLite
+(``make run``) a bounding box on latitude/longitude and a haversine expression
+stand in, and search is a case-insensitive substring match.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.errors import ApplicationError, NotFound
+
+from . import state
+from .models import Category, Offer, Task, TaskEvent, TaskPhoto
+
+S = Task.Status
+
+# --- Who is who ---------------------------------------------------------------
+
+# Statuses in which the assigned contractor is (or was) doing the job at the
+# address, and so may see it.
+CONTRACTOR_SEES_ADDRESS = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.SUBMITTED, S.COMPLETED, S.DISPUTED})
+
+CUSTOMER_GROUPS: dict[str, frozenset[str]] = {
+    "active": frozenset({S.OPEN, S.ASSIGNED, S.IN_PROGRESS, S.SUBMITTED, S.DISPUTED}),
+    "drafts": frozenset({S.DRAFT}),
+    "done": frozenset({S.COMPLETED}),
+    "cancelled": frozenset({S.CANCELLED}),
+}
+# "offers": open tasks the contractor has a pending offer on; the rest are
+# tasks assigned to them.
+CONTRACTOR_GROUPS: dict[str, frozenset[str]] = {
+    "active": frozenset({S.ASSIGNED, S.IN_PROGRESS, S.SUBMITTED, S.DISPUTED}),
+    "offers": frozenset({S.OPEN}),
+    "done": frozenset({S.COMPLETED}),
+    "cancelled": frozenset({S.CANCELLED}),
+}
+
+
+def _authenticated(user: Any) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
+
+
+def _is_staff(user: Any) -> bool:
+    return _authenticated(user) and bool(user.is_staff)
+
+
+def _is_customer_of(task: Task, user: Any) -> bool:
+    return _authenticated(user) and task.customer_id == user.pk
+
+
+def _is_assigned_contractor(task: Task, user: Any) -> bool:
+    return _authenticated(user) and task.contractor_id is not None and task.contractor_id == user.pk
+
+
+def _contractor_ready(user: Any) -> bool:
+    """May make offers and book: a verified contractor who finished onboarding."""
+    if not (_authenticated(user) and user.is_contractor and user.is_email_verified):
+        return False
+    profile = getattr(user, "contractor_profile", None)
+    return profile is not None and profile.is_onboarded
+
+
+def _task_queryset() -> QuerySet[Task]:
+    return Task.objects.select_related("customer", "contractor", "category")
+
+
+def _problem_photos() -> Prefetch:
+    return Prefetch(
+        "photos",
+        queryset=TaskPhoto.objects.filter(kind=TaskPhoto.Kind.PROBLEM).order_by("position", "created_at"),
+        to_attr="problem_photos",
+    )
+
+
+# --- One task -----------------------------------------------------------------
+
+
+def task_can_view(task: Task, user: Any) -> bool:
+    """Open tasks: anyone. Drafts: the customer and staff. Everything else: the
+    customer, the assigned contractor, staff, and contractors who made an offer
+    on it (they may follow what became of it, never see its address)."""
+    if task.status == S.OPEN:
+        return True
+    if not _authenticated(user):
+        return False
+    if _is_staff(user) or _is_customer_of(task, user):
+        return True
+    if task.status == S.DRAFT:
+        return False
+    if _is_assigned_contractor(task, user):
+        return True
+    return Offer.objects.filter(task=task, contractor=user).exists()
+
+
+def task_get_for_user(public_id: uuid.UUID | str, user: Any) -> Task:
+    """The task with this public id, if ``user`` may see it; NotFound otherwise
+    (strangers learn nothing, not even that it exists)."""
+    try:
+        key = public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(str(public_id))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound(_("No such task.")) from None
+    task = _task_queryset().filter(public_id=key).first()
+    if task is None or not task_can_view(task, user):
+        raise NotFound(_("No such task."))
+    return task
+
+
+def task_sees_exact_location(task: Task, user: Any) -> bool:
+    if _is_staff(user) or _is_customer_of(task, user):
+        return True
+    return _is_assigned_contractor(task, user) and task.status in CONTRACTOR_SEES_ADDRESS
+
+
+def task_location_for(task: Task, user: Any) -> dict[str, Any]:
+    """Where the task is, as far as ``user`` may know: the exact point and
+    street address for the customer, staff and the hired contractor; for
+    everyone else the centre of its ~1 km cell, the city and the ZIP."""
+    exact = task_sees_exact_location(task, user)
+    return {
+        "exact": exact,
+        "latitude": task.latitude if exact else task.approx_latitude,
+        "longitude": task.longitude if exact else task.approx_longitude,
+        "address": task.address if exact else "",
+        "city": task.city,
+        "state": task.state,
+        "postal_code": task.postal_code,
+    }
+
+
+def task_actions(task: Task, user: Any) -> set[str]:
+    """What ``user`` may do with ``task`` now, by who they are and its status
+    (tasks/state.py). Pages show these as buttons; the API lists them. The
+    services check everything again under a lock: this is a preview, not the
+    guard. Unverified accounts get nothing (the services would refuse)."""
+    actions: set[str] = set()
+    if not _authenticated(user) or not user.is_email_verified:
+        return actions
+
+    if _is_customer_of(task, user):
+        if task.status in state.EDITABLE:
+            actions.add("edit")
+        if state.allowed(task, "publish"):
+            actions.add("publish")
+        if state.allowed(task, "cancel"):
+            actions.add("cancel")
+        if state.allowed(task, "accept_offer") and task.offers.filter(status=Offer.Status.PENDING).exists():
+            actions |= {"accept_offer", "decline_offer"}
+        if state.allowed(task, "approve"):
+            actions.add("approve")
+        if state.allowed(task, "request_changes") and task.changes_requested_count < 1:
+            actions.add("request_changes")
+        return actions
+
+    if _is_assigned_contractor(task, user):
+        if state.allowed(task, "check_in"):
+            actions.add("check_in")
+        if state.allowed(task, "submit_proof"):
+            actions.add("submit_proof")
+        if state.allowed(task, "cancel"):
+            actions.add("cancel")
+        return actions
+
+    if task.status == S.OPEN and _contractor_ready(user):
+        has_pending = task.offers.filter(contractor=user, status=Offer.Status.PENDING).exists()
+        actions.add("withdraw_offer" if has_pending else "offer")
+        if task.instant_book and state.allowed(task, "instant_book"):
+            actions.add("instant_book")
+    return actions
+
+
+def offers_for(task: Task, user: Any) -> QuerySet[Offer]:
+    """The customer and staff see every offer; a contractor only their own;
+    anyone else none."""
+    offers = Offer.objects.filter(task=task).select_related("contractor", "contractor__contractor_profile")
+    if _is_staff(user) or _is_customer_of(task, user):
+        return offers
+    if _authenticated(user):
+        return offers.filter(contractor=user)
+    return offers.none()
+
+
+# Events anyone who may see the task may read; the rest (who offered, who was
+# declined, proof, reminders) belong to the parties.
+PUBLIC_EVENT_KINDS = frozenset(
+    {
+        TaskEvent.Kind.PUBLISHED,
+        TaskEvent.Kind.UPDATED,
+        TaskEvent.Kind.PHOTO_ADDED,
+        TaskEvent.Kind.PHOTO_REMOVED,
+        TaskEvent.Kind.CANCELLED,
+    }
+)
+
+
+def timeline(task: Task, user: Any) -> list[TaskEvent]:
+    """The task's history, oldest first. The customer, the assigned contractor
+    and staff see all of it; anyone else who may see the task sees the public
+    events and their own."""
+    events = TaskEvent.objects.filter(task=task).select_related("actor").order_by("created_at", "id")
+    if not (_is_staff(user) or _is_customer_of(task, user) or _is_assigned_contractor(task, user)):
+        visible = Q(kind__in=PUBLIC_EVENT_KINDS)
+        if _authenticated(user):
+            visible |= Q(actor=user)
+        events = events.filter(visible)
+    return list(events)
+
+
+# --- Lists --------------------------------------------------------------------
+
+
+def _bad_group(group: str, groups: Iterable[str]) -> ApplicationError:
+    return ApplicationError(
+        _("Unknown list: %(group)s.") % {"group": group},
+        code="invalid_status_group",
+        fields={"status_group": [_("Choose one of: %(groups)s.") % {"groups": ", ".join(groups)}]},
+    )
+
+
+def tasks_for_customer(user: Any, status_group: str | None = None) -> QuerySet[Task]:
+    """The customer's own tasks, newest first, optionally one group of
+    CUSTOMER_GROUPS. Each task carries ``pending_offers`` (a count) and
+    ``problem_photos`` (a list): 2 queries for the whole list."""
+    if status_group is not None and status_group not in CUSTOMER_GROUPS:
+        raise _bad_group(status_group, CUSTOMER_GROUPS)
+    if not _authenticated(user):
+        return Task.objects.none()
+    tasks = (
+        _task_queryset()
+        .filter(customer=user)
+        .annotate(pending_offers=Count("offers", filter=Q(offers__status=Offer.Status.PENDING)))
+        .prefetch_related(_problem_photos())
+        .order_by("-created_at", "-id")
+    )
+    if status_group is not None:
+        tasks = tasks.filter(status__in=CUSTOMER_GROUPS[status_group])
+    return tasks
+
+
+def jobs_for_contractor(user: Any, status_group: str | None = None) -> QuerySet[Task]:
+    """Tasks assigned to the contractor and open tasks they have a pending
+    offer on, most recently changed first; optionally one group of
+    CONTRACTOR_GROUPS. Each task carries ``my_offers`` (the contractor's
+    offers on it, newest first) and ``problem_photos``: 3 queries in all."""
+    if status_group is not None and status_group not in CONTRACTOR_GROUPS:
+        raise _bad_group(status_group, CONTRACTOR_GROUPS)
+    if not _authenticated(user):
+        return Task.objects.none()
+    pending_offer = Offer.objects.filter(task=OuterRef("pk"), contractor=user, status=Offer.Status.PENDING)
+    assigned = Q(contractor=user)
+    offered = Q(Exists(pending_offer), status=S.OPEN)
+    if status_group == "offers":
+        condition = offered
+    elif status_group is not None:
+        condition = assigned & Q(status__in=CONTRACTOR_GROUPS[status_group])
+    else:
+        condition = assigned | offered
+    return (
+        _task_queryset()
+        .filter(condition)
+        .prefetch_related(
+            _problem_photos(),
+            Prefetch("offers", queryset=Offer.objects.filter(contractor=user).order_by("-created_at"), to_attr="my_offers"),
+        )
+        .order_by("-updated_at", "-id")
+    )
+
+
+# --- Find work ----------------------------------------------------------------
+
+MAX_RADIUS_KM = 500
+KM_PER_DEGREE_LAT = 111.045
+SORTS = ("distance", "newest", "budget", "relevance")
+# What the migration's GIN index covers; the query must produce this exact
+# expression, so the configuration is part of the SQL text, not a parameter.
+FTS_CONFIG = "english"
+
+
+class _LLToEarth(Func):
+    """cube/earthdistance: a point on the earth's surface as a 3-D cube point."""
+
+    function = "ll_to_earth"
+    output_field = FloatField()  # never selected alone; any field will do
+
+
+class _Operator(Func):
+    """``(a <op> b)``: the cube operators Django has no expression for."""
+
+    template = "(%(expressions)s)"
+
+    def __init__(self, left, operator: str, right, output_field):
+        super().__init__(left, right, output_field=output_field)
+        self.arg_joiner = f" {operator} "
+
+
+class _TaskDocument(Func):
+    """The exact expression indexed by migration 0003 (task_open_fts_gin)."""
+
+    template = f"to_tsvector('{FTS_CONFIG}'::regconfig, %(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = SearchVectorField()
+
+    def __init__(self):
+        super().__init__(F("title"), F("description"))
+
+
+class _WeightedTaskDocument(Func):
+    """Title words weigh more than description words when ranking (computed
+    only for rows that already matched through the index)."""
+
+    output_field = SearchVectorField()
+
+    def __init__(self):
+        super().__init__(F("title"), F("description"))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (title, title_params), (description, description_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        sql = (
+            f"(setweight(to_tsvector('{FTS_CONFIG}'::regconfig, {title}), 'A')"
+            f" || setweight(to_tsvector('{FTS_CONFIG}'::regconfig, {description}), 'B'))"
+        )
+        return sql, [*title_params, *description_params]
+
+
+def _earth_point(latitude: float, longitude: float) -> _LLToEarth:
+    return _LLToEarth(Value(float(latitude)), Value(float(longitude)))
+
+
+def _task_point() -> _LLToEarth:
+    return _LLToEarth(F("latitude"), F("longitude"))
+
+
+def _haversine_km(latitude: float, longitude: float):
+    """Great-circle distance as a SQL expression SQLite can run (Django
+    registers the math functions on SQLite connections)."""
+    lat1 = Radians(Value(float(latitude)))
+    lat2 = Radians(F("latitude"))
+    dlat = Radians(F("latitude") - Value(float(latitude)))
+    dlon = Radians(F("longitude") - Value(float(longitude)))
+    a = Power(Sin(dlat / 2), 2) + Cos(lat1) * Cos(lat2) * Power(Sin(dlon / 2), 2)
+    # min(1, a): rounding may push a hair above 1 for antipodes.
+    return Value(2 * 6371.0088) * ASin(Sqrt(Least(a, Value(1.0))))
+
+
+def _as_aware(value: dt.date | dt.datetime, *, end_of_day: bool) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    day = value + dt.timedelta(days=1) if end_of_day else value
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _category_filter(categories: Iterable[Category | str | int]) -> Q:
+    slugs, pks = [], []
+    for category in categories:
+        if isinstance(category, Category):
+            pks.append(category.pk)
+        elif isinstance(category, int):
+            pks.append(category)
+        else:
+            slugs.append(str(category))
+    return Q(category__slug__in=slugs) | Q(category_id__in=pks)
+
+
+def _check_search_args(
+    latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, sort
+) -> None:
+    fields: dict[str, list[str]] = {}
+    try:
+        if not -90 <= float(latitude) <= 90 or not math.isfinite(float(latitude)):
+            fields["latitude"] = [_("Latitude must be between -90 and 90.")]
+    except (TypeError, ValueError):
+        fields["latitude"] = [_("Latitude must be a number.")]
+    try:
+        if not -180 <= float(longitude) <= 180 or not math.isfinite(float(longitude)):
+            fields["longitude"] = [_("Longitude must be between -180 and 180.")]
+    except (TypeError, ValueError):
+        fields["longitude"] = [_("Longitude must be a number.")]
+    try:
+        if not 0 < float(radius_km) <= MAX_RADIUS_KM:
+            fields["radius_km"] = [_("Distance must be more than 0 and at most %(max)s km.") % {"max": MAX_RADIUS_KM}]
+    except (TypeError, ValueError):
+        fields["radius_km"] = [_("Distance must be a number.")]
+    for name, value in (("min_budget_cents", min_budget_cents), ("max_budget_cents", max_budget_cents)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            fields[name] = [_("Budget must be a whole number of cents, 0 or more.")]
+    if (
+        "min_budget_cents" not in fields
+        and "max_budget_cents" not in fields
+        and min_budget_cents is not None
+        and max_budget_cents is not None
+        and min_budget_cents > max_budget_cents
+    ):
+        fields["max_budget_cents"] = [_("The highest budget must not be below the lowest.")]
+    if date_from is not None and date_to is not None:
+        start, end = _as_aware(date_from, end_of_day=False), _as_aware(date_to, end_of_day=True)
+        if start >= end:
+            fields["date_to"] = [_("The last date must not be before the first.")]
+    if sort is not None and sort not in SORTS:
+        fields["sort"] = [_("Sort by one of: %(sorts)s.") % {"sorts": ", ".join(SORTS)}]
+    if fields:
+        raise ApplicationError(_("Check the search filters."), code="invalid_search", fields=fields)
+
+
+def open_tasks_near(
+    *,
+    latitude: float,
+    longitude: float,
+    radius_km: float,
+    categories: Iterable[Category | str | int] | None = None,
+    min_budget_cents: int | None = None,
+    max_budget_cents: int | None = None,
+    date_from: dt.date | dt.datetime | None = None,
+    date_to: dt.date | dt.datetime | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    exclude_customer: Any = None,
+) -> QuerySet[Task]:
+    """Open tasks within ``radius_km`` of the point, each annotated with
+    ``distance_km`` (and ``rank`` when ``q`` is given), as a QuerySet so
+    callers can paginate and count it.
+
+    sort: "distance" (nearest first), "newest" (most recently posted),
+    "budget" (highest first) or "relevance" (best text match, then nearest).
+    With no sort: relevance when searching, else distance.
+    categories: slugs, ids or Category objects. Budget bounds are inclusive
+    and apply to ``budget_cents`` (the fixed total or the hourly rate). Dates
+    (inclusive; a date means the whole day) apply to when the task is
+    scheduled: its window start, or its deadline when flexible.
+    ``exclude_customer`` (a user): leave out that user's own tasks.
+    Raises ApplicationError (code "invalid_search", with fields) for bad input.
+    """
+    _check_search_args(latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, sort)
+    latitude, longitude, radius_km = float(latitude), float(longitude), float(radius_km)
+    q = (q or "").strip()
+    if sort is None:
+        sort = "relevance" if q else "distance"
+    if sort == "relevance" and not q:
+        sort = "distance"
+
+    tasks = Task.objects.filter(status=S.OPEN).select_related("category").prefetch_related(_problem_photos())
+
+    on_postgres = connection.vendor == "postgresql"
+    if on_postgres:
+        radius_m = radius_km * 1000.0
+        here = _earth_point(latitude, longitude)
+        # earth_box is a cube around the circle, answerable by the GiST index;
+        # earth_distance then trims its corners.
+        in_box = _Operator(
+            Func(here, Value(radius_m), function="earth_box", output_field=FloatField()),
+            "@>",
+            _task_point(),
+            output_field=BooleanField(),
+        )
+        distance_km = Func(here, _task_point(), function="earth_distance", output_field=FloatField()) / Value(1000.0)
+        tasks = tasks.filter(in_box).annotate(distance_km=distance_km).filter(distance_km__lte=radius_km)
+        # Chord length through the earth: grows with the great-circle distance,
+        # and the GiST index can walk it nearest-first (KNN) under a LIMIT.
+        nearest_first = _Operator(_task_point(), "<->", _earth_point(latitude, longitude), output_field=FloatField())
+    else:
+        dlat = radius_km / KM_PER_DEGREE_LAT
+        dlon = radius_km / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(latitude)), 0.01))
+        tasks = (
+            tasks.filter(
+                latitude__gte=latitude - dlat,
+                latitude__lte=latitude + dlat,
+                longitude__gte=longitude - dlon,
+                longitude__lte=longitude + dlon,
+            )
+            .annotate(distance_km=_haversine_km(latitude, longitude))
+            .filter(distance_km__lte=radius_km)
+        )
+        nearest_first = F("distance_km")
+
+    if categories is not None:
+        categories = list(categories)
+        if categories:
+            tasks = tasks.filter(_category_filter(categories))
+    if min_budget_cents is not None:
+        tasks = tasks.filter(budget_cents__gte=min_budget_cents)
+    if max_budget_cents is not None:
+        tasks = tasks.filter(budget_cents__lte=max_budget_cents)
+    if date_from is not None or date_to is not None:
+        tasks = tasks.annotate(
+            scheduled_at=Case(
+                When(schedule_type=Task.ScheduleType.WINDOW, then=F("window_start")), default=F("deadline")
+            )
+        )
+        if date_from is not None:
+            tasks = tasks.filter(scheduled_at__gte=_as_aware(date_from, end_of_day=False))
+        if date_to is not None:
+            tasks = tasks.filter(scheduled_at__lt=_as_aware(date_to, end_of_day=True))
+    if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
+        tasks = tasks.exclude(customer_id=exclude_customer.pk)
+
+    if q:
+        if on_postgres:
+            query = SearchQuery(q, search_type="websearch", config=FTS_CONFIG)
+            tasks = tasks.alias(document=_TaskDocument()).filter(document=query)
+            tasks = tasks.annotate(rank=SearchRank(_WeightedTaskDocument(), query))
+        else:
+            tasks = tasks.filter(Q(title__icontains=q) | Q(description__icontains=q)).annotate(
+                rank=Case(When(title__icontains=q, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
+            )
+
+    if sort == "distance":
+        return tasks.order_by(nearest_first, "id")
+    if sort == "newest":
+        return tasks.order_by(F("published_at").desc(nulls_last=True), "-id")
+    if sort == "budget":
+        return tasks.order_by("-budget_cents", nearest_first, "id")
+    return tasks.order_by("-rank", nearest_first, "id")
