@@ -141,7 +141,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # exceed this, or Redis redelivers the task again and again.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Approval reminders (24 h, 48 h) and auto-approval (72 h) after proof of
+    # work; the deadlines are columns on the task, so a missed run catches up.
+    "tasks.sweep_deadlines": {"task": "tasks.sweep_deadlines", "schedule": 60.0, "options": {"expires": 55}},
+}
 
 # --- Auth ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
