@@ -76,6 +76,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_full_name(self) -> str:
         return self.full_name or self.email
 
+    @property
+    def public_name(self) -> str:
+        """The name shown to other people: never the email address."""
+        return self.full_name or str(_("BittieTasks member"))
+
     def get_short_name(self) -> str:
         return (self.full_name.split() or [self.email])[0]
 

@@ -198,8 +198,11 @@ else:
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: DRF answers 401 (with WWW-Authenticate) only when the
+        # first class has an authenticate header; Session first turns every
+        # missing or bad credential into 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
@@ -219,6 +222,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a "status"; name each enum after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks.models.Task.Status",
+        "OfferStatusEnum": "tasks.models.Offer.Status",
+        "ProofDecisionEnum": "tasks.models.ProofSubmission.Decision",
+    },
 }
 
 # --- I18n, time ------------------------------------------------------------

@@ -318,3 +318,13 @@ def test_unverified_user_sees_verify_banner_with_resend(client):
     assert 'action="/accounts/email/"' in html
     assert 'name="email" value="late@example.com"' in html
     assert "Email not verified" in html
+
+
+def test_public_profile_never_shows_the_email_even_without_a_name(client):
+    pro = ContractorProfileFactory(user__email="nameless@example.com", user__full_name="", slug="nameless-pro").user
+
+    html = client.get(reverse("accounts:public_profile", args=["nameless-pro"])).content.decode()
+
+    assert "nameless@example.com" not in html
+    assert "BittieTasks member" in html
+    assert pro.public_name == "BittieTasks member"
