@@ -239,7 +239,7 @@ def test_an_import_error_inside_a_demo_module_is_not_hidden(debug_on, monkeypatc
     import tasks
 
     (tmp_path / "demo.py").write_text("import nonexistent_lib_for_seed_demo_test\n")
-    monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(tmp_path)])
+    monkeypatch.setattr(tasks, "__path__", [str(tmp_path), *tasks.__path__])  # ahead of the real tasks/demo.py
     monkeypatch.delitem(sys.modules, "tasks.demo", raising=False)
 
     with pytest.raises(ModuleNotFoundError, match="nonexistent_lib_for_seed_demo_test"):
