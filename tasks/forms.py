@@ -386,7 +386,7 @@ class FindWorkForm(forms.Form):
     """Filters for Find work (GET). Every field optional."""
 
     SORTS = [
-        ("", _("Nearest (best match when searching)")),
+        ("", _("Best match")),
         ("distance", _("Nearest")),
         ("newest", _("Newest")),
         ("budget", _("Highest budget")),

@@ -209,6 +209,7 @@ def _render_detail(request: HttpRequest, task: Task, *, status: int = 200, error
         "proofs": proofs,
         "offers": _offer_cards(task, offers),
         "own_offer": own_offer,
+        "pending_count": sum(1 for o in offers if o.status == Offer.Status.PENDING),
         "timeline": selectors.timeline(task, user),
         "steps": _steps(task),
         "next_step": _next_step(task, actions, user),
@@ -582,7 +583,10 @@ def find_work(request: HttpRequest) -> HttpResponse:
         "form": form,
         "page_obj": page_obj,
         "query": _query_without_page(request),
-        "trades": profile.trades.all(),
+        "more_filters": any(
+            request.GET.get(name) or name in form.errors
+            for name in ("distance", "min_budget", "max_budget", "date_from", "date_to")
+        ),
     }
     return render(request, "tasks/find_work.html", context, status=status)
 
