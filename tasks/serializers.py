@@ -570,7 +570,9 @@ class NearbyQuerySerializer(serializers.Serializer):
     max_budget_cents = serializers.IntegerField(required=False, min_value=0)
     date_from = serializers.DateField(required=False, help_text=_("Scheduled on or after this day."))
     date_to = serializers.DateField(required=False, help_text=_("Scheduled on or before this day."))
-    q = serializers.CharField(required=False, max_length=200, help_text=_("Words in the title or description."))
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text=_("Words in the title or description.")
+    )
     sort = serializers.ChoiceField(
         choices=["distance", "newest", "budget", "relevance"],
         required=False,
