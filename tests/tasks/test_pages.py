@@ -21,11 +21,11 @@ def local(when: dt.datetime) -> str:
     return timezone.localtime(when).strftime("%Y-%m-%dT%H:%M")
 
 
-def task_data(category, **overrides) -> dict:
+def task_data(trade, **overrides) -> dict:
     data = {
         "title": "Fix the dripping bathroom tap",
         "description": "The bathroom tap drips all night; probably a worn washer.",
-        "category": category.pk,
+        "category": trade.pk,
         "address": "3250 24th St",
         "postal_code": "94110",
         "latitude": "",
