@@ -145,6 +145,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Approval reminders (24 h, 48 h) and auto-approval (72 h) after proof of
     # work; the deadlines are columns on the task, so a missed run catches up.
     "tasks.sweep_deadlines": {"task": "tasks.sweep_deadlines", "schedule": 60.0, "options": {"expires": 55}},
+    # One email per conversation for messages unread after MESSAGE_DIGEST_DELAY.
+    "messaging.send_message_digests": {
+        "task": "messaging.send_message_digests",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # "Your job starts within the hour" to both sides (in-app, email/SMS by preference).
+    "messaging.notify_jobs_starting": {
+        "task": "messaging.notify_jobs_starting",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- Auth ------------------------------------------------------------------
@@ -194,6 +206,20 @@ if SENDGRID_API_KEY:
     EMAIL_BACKEND = "core.email.SendGridEmailBackend"
 else:
     EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+
+# --- Notifications ---------------------------------------------------------
+# Seconds a message waits unread before the digest emails it.
+MESSAGE_DIGEST_DELAY = env_int("MESSAGE_DIGEST_DELAY", 300, minimum=0)
+# SMS through Twilio when its keys are set; otherwise printed (console).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM = env_str("TWILIO_FROM")
+TWILIO_API_HOST = env_str("TWILIO_API_HOST")
+if any([TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM]) and not all(
+    [TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM]
+):
+    raise ImproperlyConfigured("Set all of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM, or none")
+SMS_BACKEND = "messaging.sms.TwilioSMS" if TWILIO_ACCOUNT_SID else "messaging.sms.ConsoleSMS"
 
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
