@@ -544,7 +544,13 @@ def open_tasks_near(
             )
 
     if sort == "distance":
-        return tasks.order_by(nearest_first, "id")
+        # Nothing after the distance: with a tie-breaker the planner sorts
+        # every task in the box (cube's fixed 0.1% estimate makes that look
+        # cheap) instead of walking the index nearest-first and stopping at
+        # the LIMIT; measured 93 ms against 0.9 ms in New York at 100,000
+        # tasks. Exact ties (tasks at one ZIP centroid) come out in index
+        # order, which is stable while the index is unchanged.
+        return tasks.order_by(nearest_first)
     if sort == "newest":
         return tasks.order_by(F("published_at").desc(nulls_last=True), "-id")
     if sort == "budget":
