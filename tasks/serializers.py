@@ -23,7 +23,7 @@ from rest_framework import serializers
 # defined them first; sharing the classes keeps a single schema component.
 from accounts.serializers import CategorySerializer, ErrorResponseSerializer  # noqa: F401
 
-from .models import MAX_PHOTOS, Category, CheckIn, Offer, ProofSubmission, Task, TaskEvent, TaskPhoto
+from .models import MAX_PHOTOS, Category, Offer, ProofSubmission, Task, TaskEvent, TaskPhoto
 
 MAX_TEXT_IN_REQUEST = 10_000  # above every model limit: huge bodies are refused before any work
 MAX_CATEGORIES_IN_QUERY = 20
@@ -73,7 +73,7 @@ def photo_urls(photo_public_id: Any, request: Any = None) -> tuple[str, str]:
 # --- Small pieces ------------------------------------------------------------
 
 
-class PersonSerializer(serializers.Serializer):
+class TaskPartySerializer(serializers.Serializer):
     """Another person on a task, as the other side sees them: a first name,
     and for contractors their public profile's slug. No email, no phone."""
 
@@ -94,7 +94,7 @@ class PersonSerializer(serializers.Serializer):
         return profile.slug if profile is not None and profile.onboarded_at else None
 
 
-class LocationSerializer(serializers.Serializer):
+class TaskLocationSerializer(serializers.Serializer):
     exact = serializers.BooleanField(help_text=_("False: the point is a ~1 km cell centre and address is empty."))
     latitude = serializers.FloatField()
     longitude = serializers.FloatField()
@@ -104,7 +104,7 @@ class LocationSerializer(serializers.Serializer):
     postal_code = serializers.CharField(allow_blank=True)
 
 
-class ApproximateLocationSerializer(serializers.Serializer):
+class TaskApproximateLocationSerializer(serializers.Serializer):
     """Where a task is, to within about a kilometre: what lists show everyone."""
 
     latitude = serializers.FloatField(source="approx_latitude")
@@ -113,7 +113,7 @@ class ApproximateLocationSerializer(serializers.Serializer):
     state = serializers.CharField()
 
 
-class PhotoSerializer(serializers.ModelSerializer):
+class TaskPhotoSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -133,24 +133,15 @@ class PhotoSerializer(serializers.ModelSerializer):
         return photo_urls(photo.public_id, self.context.get("request"))[1]
 
 
-class ProofSerializer(serializers.ModelSerializer):
+class ProofSubmissionSerializer(serializers.ModelSerializer):
     # Set by tasks.api.task_detail_context once it has checked who may see them.
-    photos = PhotoSerializer(many=True, read_only=True, source="visible_photos")
+    photos = TaskPhotoSerializer(many=True, read_only=True, source="visible_photos")
     submitted_at = UTCDateTimeField(read_only=True)
     decided_at = UTCDateTimeField(read_only=True)
 
     class Meta:
         model = ProofSubmission
         fields = ["note", "decision", "decision_reason", "submitted_at", "decided_at", "photos"]
-        read_only_fields = fields
-
-
-class CheckInSerializer(serializers.ModelSerializer):
-    at = UTCDateTimeField(read_only=True)
-
-    class Meta:
-        model = CheckIn
-        fields = ["at", "latitude", "longitude", "accuracy_m", "distance_m"]
         read_only_fields = fields
 
 
@@ -192,7 +183,7 @@ class _TaskBase(serializers.ModelSerializer):
 class TaskListItemSerializer(_TaskBase):
     """A task in a list (my tasks, my jobs): approximate location, first thumbnail."""
 
-    location = ApproximateLocationSerializer(source="*", read_only=True)
+    location = TaskApproximateLocationSerializer(source="*", read_only=True)
     photo_count = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
@@ -305,7 +296,7 @@ class TaskDetailSerializer(_TaskBase):
     ``tasks.api.task_detail_context``), so the serializer itself never queries
     for who may see what."""
 
-    customer = PersonSerializer(read_only=True)
+    customer = TaskPartySerializer(read_only=True)
     contractor = serializers.SerializerMethodField()
     location = serializers.SerializerMethodField()
     actions = serializers.SerializerMethodField()
@@ -347,25 +338,25 @@ class TaskDetailSerializer(_TaskBase):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(PersonSerializer(allow_null=True))
+    @extend_schema_field(TaskPartySerializer(allow_null=True))
     def get_contractor(self, task: Task) -> dict | None:
-        return PersonSerializer(task.contractor).data if task.contractor_id else None
+        return TaskPartySerializer(task.contractor).data if task.contractor_id else None
 
-    @extend_schema_field(LocationSerializer)
+    @extend_schema_field(TaskLocationSerializer)
     def get_location(self, task: Task) -> dict:
-        return LocationSerializer(self.context["location"]).data
+        return TaskLocationSerializer(self.context["location"]).data
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=ACTIONS)))
     def get_actions(self, task: Task) -> list[str]:
         return sorted(self.context["actions"])
 
-    @extend_schema_field(PhotoSerializer(many=True))
+    @extend_schema_field(TaskPhotoSerializer(many=True))
     def get_photos(self, task: Task) -> list[dict]:
-        return PhotoSerializer(self.context["photos"], many=True, context=self.context).data
+        return TaskPhotoSerializer(self.context["photos"], many=True, context=self.context).data
 
-    @extend_schema_field(ProofSerializer(many=True))
+    @extend_schema_field(ProofSubmissionSerializer(many=True))
     def get_proofs(self, task: Task) -> list[dict]:
-        return ProofSerializer(self.context["proofs"], many=True, context=self.context).data
+        return ProofSubmissionSerializer(self.context["proofs"], many=True, context=self.context).data
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_cancel_reason(self, task: Task) -> str:
@@ -482,7 +473,7 @@ class ProofInputSerializer(serializers.Serializer):
 class OfferSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     task_id = serializers.UUIDField(source="task.public_id", read_only=True)
-    contractor = PersonSerializer(read_only=True)
+    contractor = TaskPartySerializer(read_only=True)
     contractor_hourly_rate_cents = serializers.SerializerMethodField()
     proposed_start = UTCDateTimeField(read_only=True)
     created_at = UTCDateTimeField(read_only=True)
