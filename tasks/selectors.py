@@ -458,7 +458,8 @@ def open_tasks_near(
 ) -> QuerySet[Task]:
     """Open tasks within ``radius_km`` of the point, each annotated with
     ``distance_km`` (and ``rank`` when ``q`` is given), as a QuerySet so
-    callers can paginate and count it.
+    callers can paginate and count it. Iterating a page costs 3 queries (the
+    tasks, their categories, their problem photos as ``problem_photos``).
 
     sort: "distance" (nearest first), "newest" (most recently posted),
     "budget" (highest first) or "relevance" (best text match, then nearest).
@@ -478,7 +479,11 @@ def open_tasks_near(
     if sort == "relevance" and not q:
         sort = "distance"
 
-    tasks = Task.objects.filter(status=S.OPEN).select_related("category").prefetch_related(_problem_photos())
+    # Category by prefetch, not a join: joined, the planner (expecting a
+    # handful of rows from the box) hash-joins and then sorts the whole box,
+    # losing the index's nearest-first order (65 ms against 1 ms in New York
+    # at 100,000 tasks). Three small queries per page instead.
+    tasks = Task.objects.filter(status=S.OPEN).prefetch_related("category", _problem_photos())
 
     on_postgres = connection.vendor == "postgresql"
     if on_postgres:
