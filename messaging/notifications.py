@@ -179,9 +179,10 @@ class Unsubscribe:
 
     @property
     def label(self) -> str:
+        """What the link stops, for sentences like "Stop %(label)s"."""
         if self.kind == UNSUBSCRIBE_ALL:
-            return _("all emails")
-        return str(Kind(self.kind).label)
+            return _("all notification emails")
+        return _("“%(kind)s” emails") % {"kind": Kind(self.kind).label}
 
 
 def unsubscribe_read(token: str) -> Unsubscribe:
@@ -341,6 +342,14 @@ def notification_mark_read(user: User, public_ids: Iterable[str] | str) -> int:
             group = user_group(user)
             transaction.on_commit(lambda: _group_send(group, {"type": "unread", "unread": unread_count(user)}))
     return changed
+
+
+def notification_get_for_user(user: User, public_id) -> Notification:
+    """The user's own notification, or NotFound (also for everyone else's)."""
+    notification = Notification.objects.filter(user=user, public_id=public_id).first()
+    if notification is None:
+        raise NotFound(_("Notification not found."))
+    return notification
 
 
 def notifications_for_user(user: User, *, limit: int = 50) -> list[Notification]:
