@@ -27,15 +27,20 @@ def test_beat_runs_the_sweep_every_minute():
 
 @pytest.fixture
 def real_broker():
-    """Celery as in production for one test: not eager, the Redis broker."""
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
+    """Celery as in production for one test: not eager, the Redis broker. The
+    worker's ping check reads its answer from a result backend (Redis too);
+    the sweep itself stores no result."""
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     app.conf.task_always_eager = False
     app.conf.broker_url = settings.REDIS_URL
+    app.conf.result_backend = settings.REDIS_URL
+    saved_backend, app._backend = app._backend, None  # built again from the new setting
     app.loader.import_module("celery.contrib.testing.tasks")
     try:
         yield app
     finally:
         app.conf.update(saved)
+        app._backend = saved_backend
 
 
 @pytest.mark.django_db(transaction=True)
