@@ -51,6 +51,7 @@ from core.errors import ApplicationError, NotFound
 
 from . import state
 from .models import Category, Offer, Task, TaskEvent, TaskPhoto
+from .policies import cancellation_rule
 
 S = Task.Status
 
@@ -176,13 +177,15 @@ def task_actions(task: Task, user: Any) -> set[str]:
     if not _authenticated(user) or not user.is_email_verified:
         return actions
 
+    # Who may cancel when is written once, in tasks/policies.py (staff too).
+    if state.allowed(task, "cancel") and cancellation_rule(task, user).allowed:
+        actions.add("cancel")
+
     if _is_customer_of(task, user):
         if task.status in state.EDITABLE:
             actions.add("edit")
         if state.allowed(task, "publish"):
             actions.add("publish")
-        if state.allowed(task, "cancel"):
-            actions.add("cancel")
         if state.allowed(task, "accept_offer") and task.offers.filter(status=Offer.Status.PENDING).exists():
             actions |= {"accept_offer", "decline_offer"}
         if state.allowed(task, "approve"):
@@ -196,8 +199,6 @@ def task_actions(task: Task, user: Any) -> set[str]:
             actions.add("check_in")
         if state.allowed(task, "submit_proof"):
             actions.add("submit_proof")
-        if state.allowed(task, "cancel"):
-            actions.add("cancel")
         return actions
 
     if task.status == S.OPEN and _contractor_ready(user):

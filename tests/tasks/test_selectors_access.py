@@ -202,6 +202,11 @@ EXPECTED_ACTIONS = {
     ("in_progress", "customer"): {"cancel"},
     ("in_progress", "assigned"): {"submit_proof", "cancel"},
     ("submitted", "customer"): {"approve", "request_changes"},
+    # Staff may cancel anything cancellable (tasks/policies.py), nothing else.
+    ("draft", "staff"): {"cancel"},
+    ("open", "staff"): {"cancel"},
+    ("assigned", "staff"): {"cancel"},
+    ("in_progress", "staff"): {"cancel"},
 }
 
 
