@@ -34,13 +34,20 @@ def real_broker():
     app.conf.task_always_eager = False
     app.conf.broker_url = settings.REDIS_URL
     app.conf.result_backend = settings.REDIS_URL
-    saved_backend, app._backend = app._backend, None  # built again from the new setting
+    _forget_backend(app)  # built again from the new setting
     app.loader.import_module("celery.contrib.testing.tasks")
     try:
         yield app
     finally:
         app.conf.update(saved)
-        app._backend = saved_backend
+        _forget_backend(app)
+
+
+def _forget_backend(celery_app) -> None:
+    """Drop the app's cached result backend so the next use reads the settings."""
+    celery_app._backend_cache = None
+    if hasattr(celery_app._local, "backend"):
+        del celery_app._local.backend
 
 
 @pytest.mark.django_db(transaction=True)
