@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import ErrorBodySerializer, ErrorResponseSerializer  # noqa: F401  (re-exported)
 from tasks.models import Category
 
 from . import selectors, services
@@ -17,19 +18,6 @@ from .models import AvailabilitySlot, ContractorProfile, User
 # 28 windows), so a huge body is refused before any query is made for it.
 MAX_TRADES_IN_REQUEST = 50
 MAX_WINDOWS_IN_REQUEST = 100
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-    extra = serializers.DictField(required=False)
-
-
-class ErrorResponseSerializer(serializers.Serializer):
-    """The body of every 4xx answer (see core.api)."""
-
-    error = ErrorBodySerializer()
 
 
 # --- Tokens ----------------------------------------------------------------

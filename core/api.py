@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -79,3 +79,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = error_body(str(code), str(detail))
     return response
+
+
+# Schema components for the error body, shared by every app's @extend_schema.
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    extra = serializers.DictField(required=False)
+
+
+class ErrorResponseSerializer(serializers.Serializer):
+    """The body of every 4xx answer (see core.api)."""
+
+    error = ErrorBodySerializer()

@@ -21,7 +21,8 @@ from rest_framework import serializers
 
 # One error shape and one category shape for the whole API: the accounts API
 # defined them first; sharing the classes keeps a single schema component.
-from accounts.serializers import CategorySerializer, ErrorResponseSerializer  # noqa: F401
+from accounts.serializers import CategorySerializer  # noqa: F401
+from core.api import ErrorResponseSerializer  # noqa: F401
 
 from .models import MAX_PHOTOS, Category, Offer, ProofSubmission, Task, TaskEvent, TaskPhoto
 
