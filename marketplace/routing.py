@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from messaging.routing import websocket_urlpatterns as messaging_routes
+
+websocket_urlpatterns: list = [*messaging_routes]

@@ -1,0 +1,11 @@
+"""WebSocket routes of the messaging app (gathered in marketplace/routing.py)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import consumers
+
+websocket_urlpatterns = [
+    path("ws/conversations/<uuid:public_id>/", consumers.ConversationConsumer.as_asgi()),
+]
