@@ -420,3 +420,14 @@ def test_photo_and_thumbnail_are_served_privately(client):
         assert response["Content-Type"] == "image/jpeg"
         assert response["Cache-Control"] == "private, max-age=3600"
         assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+
+
+def test_customer_saves_and_posts_a_draft_from_the_edit_page(client, customer, plumbing):
+    task = TaskFactory(customer=customer, draft=True, photos=0, category=plumbing)
+    client.force_login(customer)
+    assert "Save and post" in text(client.get(url("edit", task)))
+    response = client.post(url("edit", task), task_data(plumbing, photos=[jpeg()], action="publish"))
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert (task.status, task.title, task.photos.count()) == ("open", "Fix the dripping bathroom tap", 1)
+    assert "Your task is posted." in text(client.get(detail(task)))
