@@ -570,7 +570,7 @@ def test_search_across_my_conversations_highlights_matches_safely(
     assert "<b>" not in headline
     assert "Someone else" not in html
     assert "Unrelated" not in html
-    assert f'{url("conversation", conversation.public_id)}?before=27#m-1' in html
+    assert f'{url("conversation", conversation.public_id)}?before=26#m-1' in html
 
 
 def test_search_within_one_conversation(client, customer, contractor, conversation, add_message):
