@@ -258,8 +258,13 @@ def notify(
     url: str = "",
     task: Task | None = None,
     dedupe_key: str = "",
+    email: bool = True,
 ) -> Notification | None:
     """Record a notification for ``user`` and, after commit, push and send it.
+
+    ``email=False`` is for callers that send their own, richer email for the
+    event (tasks/notify.py); they ask ``email_wanted()`` and add
+    ``unsubscribe_email_parts()`` themselves, so the user gets one email.
 
     Returns None when the user wants nothing for this kind or when
     ``dedupe_key`` was already used for them (a retried job). With in-app off
@@ -272,10 +277,10 @@ def notify(
     if user is None or not user.is_active:
         return None
     channels = preference_for(user, kind)
-    wants_email = channels.email and kind not in DIGEST_KINDS and bool(user.email)
+    wants_email = email and channels.email and kind not in DIGEST_KINDS and bool(user.email)
     wants_sms = channels.sms and sms_allowed(kind) and bool(user.phone)
     if not (channels.in_app or wants_email or wants_sms):
-        return None
+        return None  # also: in-app off and the caller emails by itself
     try:
         with transaction.atomic():
             notification = Notification.objects.create(
@@ -362,6 +367,21 @@ def notifications_for_user(user: User, *, limit: int = 50) -> list[Notification]
 def unsubscribe_headers(url: str) -> dict[str, str]:
     # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the URL.
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def email_wanted(user: User, kind: str) -> bool:
+    """Whether ``user`` wants emails of this kind (their preference or the default)."""
+    return bool(user.is_active and user.email and preference_for(user, kind).email)
+
+
+def unsubscribe_email_parts(user: User, kind: str) -> tuple[str, dict[str, str]]:
+    """The footer (with the no-login unsubscribe link) and the List-Unsubscribe
+    headers that every notification email carries."""
+    url = unsubscribe_url(user, kind)
+    footer = render_to_string(
+        "messaging/email/unsubscribe_footer.txt", {"unsubscribe_url": url, "kind_label": Kind(kind).label}
+    )
+    return footer, unsubscribe_headers(url)
 
 
 def _absolute(url: str) -> str:

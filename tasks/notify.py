@@ -15,11 +15,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from messaging import notifications
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -57,20 +60,36 @@ def _when(value: dt.datetime | None) -> str:
     return timezone.localtime(value).strftime("%a %d %b %Y, %H:%M %Z")
 
 
-def _send(recipients: Iterable[User | None], subject: str, template: str, context: dict) -> None:
+def _send(
+    recipients: Iterable[User | None], subject: str, template: str, context: dict, *, kind: str = "task_update"
+) -> None:
     for user in recipients:
         if user is None or not user.email or not user.is_active:
             continue
+        # The notification centre entry (and SMS where chosen) comes from
+        # messaging; the email stays this richer one, sent only if the user
+        # wants this kind by email, with the unsubscribe link and headers.
+        notifications.notify(
+            user,
+            kind=kind,
+            title=subject,
+            url=reverse("tasks:detail", args=[context["task"].public_id]),
+            task=context["task"],
+            email=False,
+        )
+        if not notifications.email_wanted(user, kind):
+            continue
+        footer, headers = notifications.unsubscribe_email_parts(user, kind)
         body = render_to_string(
             f"tasks/email/{template}.txt",
             {"recipient_name": name_of(user), "site_url": settings.SITE_URL, **context},
-        )
+        ) + footer
         full_subject = f"[BittieTasks] {subject}"
         email = user.email
 
-        def deliver(full_subject=full_subject, body=body, email=email) -> None:
+        def deliver(full_subject=full_subject, body=body, email=email, headers=headers) -> None:
             try:
-                send_mail(full_subject, body, None, [email])
+                EmailMessage(full_subject, body, None, [email], headers=headers).send()
             except Exception:  # noqa: BLE001 - the change is committed; log and carry on
                 logger.exception("Could not send %r to %s", full_subject, email)
 
@@ -94,6 +113,7 @@ def offer_received(offer: Offer) -> None:
             "message": offer.message,
             "proposed_start": _when(offer.proposed_start),
         },
+        kind="new_offer",
     )
 
 
@@ -109,6 +129,7 @@ def offer_accepted(offer: Offer) -> None:
             "price": price_label(task, offer.price_cents),
             "instant": offer.is_instant,
         },
+        kind="offer_accepted",
     )
 
 
@@ -134,6 +155,7 @@ def offer_declined(offer: Offer, *, reason: str = "") -> None:
         _("Your offer on “%(title)s” was not accepted") % {"title": task.title},
         "offer_declined",
         {**_task_context(task), "price": price_label(task, offer.price_cents), "reason": reason},
+        kind="offer_declined",
     )
 
 
@@ -204,4 +226,17 @@ def changes_requested(task: Task, *, reason: str) -> None:
         _("Changes requested on “%(title)s”") % {"title": task.title},
         "changes_requested",
         {**_task_context(task), "customer_name": name_of(task.customer), "reason": reason},
+    )
+
+
+def checked_in(task: Task) -> None:
+    """The contractor arrived: the customer is told in the app, and by text or
+    email if they chose to (no task email of its own)."""
+    notifications.notify(
+        task.customer,
+        kind="checked_in",
+        title=_("%(name)s checked in at “%(title)s”") % {"name": task.contractor.public_name, "title": task.title},
+        url=reverse("tasks:detail", args=[task.public_id]),
+        task=task,
+        dedupe_key=f"checked_in:{task.public_id}:{task.started_at.isoformat() if task.started_at else ''}",
     )

@@ -822,6 +822,7 @@ def task_check_in(
     task.started_at = now
     task.save(update_fields=["status", "started_at", "updated_at"])
     _event(task, E.CHECKED_IN, by, from_status=previous, to_status=target, distance_m=distance_m)
+    notify.checked_in(task)
     return check_in
 
 
