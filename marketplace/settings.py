@@ -119,7 +119,21 @@ if REDIS_URL:
             # against 930 ms and 3% undelivered for RedisChannelLayer.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # The Redis client pool, sized explicitly (redis-py's default is
+                # 100, and a full pool fails the call at once with "Too many
+                # connections": at a socket upgrade that is an HTTP 500, e.g. in
+                # the reconnect storm after a deploy). channels_redis 4.3's
+                # Pub/Sub layer holds one subscriber connection per event loop
+                # and sends publish/subscribe one at a time behind a lock, so a
+                # process needs ~2; the headroom covers a burst of group_sends
+                # from request threads. bench/bench_chat.py reports the peak
+                # number of Redis clients during its reconnect storm.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 500, minimum=4),
+                    }
+                ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "bt"),
             },
         }
