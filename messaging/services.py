@@ -26,7 +26,9 @@ from core.realtime import group_send_on_commit
 from tasks.models import Offer, Task
 from tasks.selectors import task_can_view
 
+from .attachments import attachment_prepare
 from .models import MAX_BODY_CHARS, Conversation, Message, ReadState
+from .notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +165,6 @@ def message_send(
 
     prepared = None
     if attachment is not None:
-        from messaging.attachments import attachment_prepare
-
         prepared = attachment_prepare(attachment)
     if not text and prepared is None:
         raise ApplicationError(
@@ -213,11 +213,6 @@ def message_send(
 
 
 def _notify_new_message(message: Message) -> None:
-    try:
-        from messaging.notifications import notify
-    except ImportError:  # the notifications module lands separately
-        logger.info("messaging.notifications not installed: no in-app notification for %s", message.pk)
-        return
     conversation = message.conversation
     recipient = conversation.other_party(message.sender)
     preview = message.body or message.attachment_name or _("Sent a file")
