@@ -27,6 +27,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
+            # Accepted first so the browser sees 4401 (a refused handshake
+            # shows only as 1006) and the page stops reconnecting.
+            await self.accept()
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.group = user_group(user)
