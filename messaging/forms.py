@@ -65,7 +65,9 @@ class SearchForm(forms.Form):
         label=_("Search messages"),
         min_length=2,
         max_length=200,
-        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off", "enterkeyhint": "search"}),
+        widget=forms.TextInput(
+            attrs={"type": "search", "autocomplete": "off", "enterkeyhint": "search", "placeholder": _("Search messages")}
+        ),
         error_messages={
             "min_length": _("Type at least %(limit_value)d characters."),
             "max_length": _("Search for at most %(limit_value)d characters."),

@@ -194,7 +194,8 @@ def _render_conversation(
             .first()
             or 0
         )
-    last_mine = next((m.seq for m in reversed(history) if m.sender_id == user.pk), None)
+    # "Seen" sits under my message while it is the newest one.
+    last_mine = history[-1].seq if history and history[-1].sender_id == user.pk else None
     context = {
         "conversation": conversation,
         "task": conversation.task,

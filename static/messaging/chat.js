@@ -114,7 +114,8 @@
 
   function updateReceipt() {
     if (!receipt) { return; }
-    receipt.hidden = !(lastMineSeq > 0 && otherReadSeq >= lastMineSeq);
+    // Under my message only while it is the newest one, as in other chat apps.
+    receipt.hidden = !(lastMineSeq > 0 && lastMineSeq >= lastSeq && otherReadSeq >= lastMineSeq);
   }
 
   // --- rendering -----------------------------------------------------------------
@@ -357,6 +358,7 @@
     }
     socket.addEventListener("open", function () {
       connected = true;
+      root.dataset.socket = "open";
       attempt = 0;
       stopPolling();
       setLive("ok");
@@ -372,6 +374,7 @@
     socket.addEventListener("close", function (event) {
       var wasConnected = connected;
       connected = false;
+      root.dataset.socket = "closed";
       socket = null;
       // Sent on this socket but never acknowledged: post them over HTTP, same client_id.
       flushPendingOverHttp();
