@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .models import Conversation, Message, Notification, ReadState
 from .notifications import notify, preference_for, unsubscribe_headers, unsubscribe_url
@@ -145,14 +146,11 @@ def _send_digest(user, conversation: Conversation, messages: list[Message]) -> N
         "unsubscribe_url": unsubscribe,
         "site_url": settings.SITE_URL,
     }
-    if len(messages) == 1:
-        subject = _("New message from %(name)s about “%(title)s”") % {"name": other.public_name, "title": task.title}
-    else:
-        subject = _("%(count)d new messages from %(name)s about “%(title)s”") % {
-            "count": len(messages),
-            "name": other.public_name,
-            "title": task.title,
-        }
+    subject = ngettext(
+        "New message from %(name)s about “%(title)s”",
+        "%(count)d new messages from %(name)s about “%(title)s”",
+        len(messages),
+    ) % {"count": len(messages), "name": other.public_name, "title": task.title}
     EmailMessage(
         subject=f"[BittieTasks] {subject}",
         body=render_to_string("messaging/email/digest.txt", context),
