@@ -158,13 +158,12 @@ def message_send(
     key = _parse_client_id(client_id)
     text = _clean_body(body)
 
-    # A resend after a dropped socket: answer before doing any work on the file.
-    existing = _existing_for(conversation, key, by)
-    if existing is not None:
-        return existing, False
-
     prepared = None
     if attachment is not None:
+        # A resend after a dropped socket: answer before doing any work on the file.
+        existing = _existing_for(conversation, key, by)
+        if existing is not None:
+            return existing, False
         prepared = attachment_prepare(attachment)
     if not text and prepared is None:
         raise ApplicationError(
@@ -190,15 +189,19 @@ def message_send(
                     message.attachment_thumbnail.save("thumb.jpg", thumbnail, save=False)
                     stored.append(message.attachment_thumbnail)
             now = timezone.now()
-            message.conversation = locked
             message.seq = locked.last_seq + 1
             message.save()
             locked.last_seq = message.seq
             locked.last_message_at = now
             locked.save(update_fields=["last_seq", "last_message_at"])
-            # Writing means having read everything up to one's own message.
-            ReadState.objects.update_or_create(
-                conversation=locked, user=by, defaults={"last_read_seq": message.seq}
+            # Writing means having read everything up to one's own message. One
+            # upsert; under the conversation lock this seq is the newest, so the
+            # read state still only moves forward.
+            ReadState.objects.bulk_create(
+                [ReadState(conversation=locked, user=by, last_read_seq=message.seq)],
+                update_conflicts=True,
+                unique_fields=["conversation", "user"],
+                update_fields=["last_read_seq", "updated_at"],
             )
             payload = message_payload(message)
             group_send_on_commit(conversation_group(locked), {"type": "chat.message", "message": payload})
