@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import CappedPagination
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
 from . import photos as task_photos
@@ -261,6 +262,7 @@ class NearbyTasksView(TasksListAPIView):
     """Find work: open tasks near a point, nearest first by default."""
 
     serializer_class = NearbyTaskSerializer
+    pagination_class = CappedPagination
 
     def get_queryset(self) -> QuerySet[Task]:
         user = self.request.user

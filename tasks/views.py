@@ -25,6 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import selectors as account_selectors
 from core.errors import ApplicationError, NotFound
 from core.geo import distance_km
+from core.pagination import CappedPaginator
 
 from . import selectors, services
 from .forms import (
@@ -267,8 +268,8 @@ def _act(
     return redirect(_detail_url(task))
 
 
-def _page(request: HttpRequest, queryset):
-    paginator = Paginator(queryset, PAGE_SIZE)
+def _page(request: HttpRequest, queryset, paginator_class=Paginator):
+    paginator = paginator_class(queryset, PAGE_SIZE)
     return paginator.get_page(request.GET.get("page"))
 
 
@@ -576,7 +577,7 @@ def find_work(request: HttpRequest) -> HttpResponse:
             sort=data.get("sort") or None,
             exclude_customer=user,
         )
-        page_obj = _page(request, queryset)
+        page_obj = _page(request, queryset, CappedPaginator)
     context = {
         "profile": profile,
         "ready": True,

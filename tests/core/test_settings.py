@@ -277,3 +277,26 @@ def test_make_test_stops_with_how_to_start_postgres_when_no_server_answers():
     assert result.returncode == 1
     assert f"PostgreSQL at 127.0.0.1:{port} does not answer (OperationalError)." in result.stderr
     assert "Start it with: pg_ctlcluster" in result.stderr
+
+
+def test_production_postgres_uses_a_working_connection_pool():
+    """The pool is on for PostgreSQL and really serves connections."""
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "from django.conf import settings\n"
+        "pool = settings.DATABASES['default']['OPTIONS']['pool']\n"
+        "with connection.cursor() as c: c.execute('select 1'); one = c.fetchone()[0]\n"
+        "print(pool['max_size'], settings.DATABASES['default']['CONN_MAX_AGE'], one, type(connection.pool).__name__)\n"
+    )
+    result = run_python(
+        code,
+        {
+            "DJANGO_SECRET_KEY": "p" * 50,
+            "DJANGO_ALLOWED_HOSTS": "bittietasks.example",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+            "DATABASE_POOL_MAX": "7",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "0", "1", "ConnectionPool"]

@@ -299,3 +299,34 @@ def test_jobs_make_the_same_number_of_queries_for_5_and_25(customer, contractor,
     with django_assert_max_num_queries(few):
         response = client.get(JOBS, {"page_size": 50})
     assert response.json()["count"] == 25
+
+
+def test_a_huge_result_counts_only_up_to_the_cap_and_says_so(customer, contractor, api_as, monkeypatch):
+    from core.pagination import CappedPaginator
+
+    for _ in range(4):
+        TaskFactory(customer=customer)
+    client = api_as(contractor)
+
+    body = client.get(NEARBY).json()
+    assert (body["count"], body["count_capped"]) == (4, False)
+
+    monkeypatch.setattr(CappedPaginator, "cap", 3)
+    body = client.get(NEARBY, {"page_size": 2}).json()
+    assert (body["count"], body["count_capped"]) == (3, True)
+    assert len(body["results"]) == 2
+    last = client.get(NEARBY, {"page_size": 2, "page": 2}).json()
+    assert len(last["results"]) == 1 and last["next"] is None
+
+
+def test_find_work_page_says_when_it_shows_only_the_first_matches(client, customer, contractor, monkeypatch):
+    from core.pagination import CappedPaginator
+
+    for _ in range(4):
+        TaskFactory(customer=customer)
+    client.force_login(contractor)
+    assert "4 open tasks" in client.get("/tasks/find").content.decode()
+
+    monkeypatch.setattr(CappedPaginator, "cap", 3)
+    html = client.get("/tasks/find").content.decode()
+    assert "More than 3 open tasks: showing the first 3." in html
