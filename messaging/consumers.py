@@ -34,6 +34,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import connections
 from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError
@@ -41,6 +42,28 @@ from core.errors import ApplicationError
 from . import selectors, services
 
 logger = logging.getLogger(__name__)
+
+
+def db(fn):
+    """Run ``fn`` in a thread of a pool, with its own database connection.
+
+    Channels' default (thread_sensitive=True) runs every socket's database work
+    in ONE thread: one socket's commit (a WAL flush) holds up every other
+    socket's sends. bench_chat measured that thread as the bottleneck. Each
+    call is self-contained (a service in its own transaction), so it may run on
+    any thread; the consumer still awaits each call, so one socket's frames
+    keep their order. The thread hands its connection back after each call
+    (to psycopg's pool, see settings: cheap), so no pool thread sits on one.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return database_sync_to_async(run, thread_sensitive=False)
+
 
 MAX_FRAME_BYTES = 64 * 1024
 FRAMES_PER_SECOND = 10
@@ -179,6 +202,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     conversation = None
     registered = False
     closing = False
+    # Highest seq this socket holds through resume (what the client had plus the
+    # catch-up). A broadcast at or below it is a message the catch-up already
+    # carried: the layer may still hand one over that was published just
+    # before this socket joined the group. Only resume moves it: live
+    # broadcasts may arrive out of order (two senders' commits) and must not
+    # hide each other.
+    resumed_upto = 0
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -188,7 +218,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         public_id = self.scope["url_route"]["kwargs"]["public_id"]
         try:
-            self.conversation = await database_sync_to_async(selectors.conversation_get_for_user)(public_id, self.user)
+            self.conversation = await db(selectors.conversation_get_for_user)(public_id, self.user)
         except ApplicationError:
             await self._refuse(CLOSE_FORBIDDEN)
             return
@@ -266,7 +296,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._error("invalid", _("A message needs a client_id and a body."), client_id=client_id)
             return
         try:
-            message, _created = await database_sync_to_async(self._send_message)(client_id, body)
+            message, _created = await db(self._send_message)(client_id, body)
         except ApplicationError as error:
             await self._error(error.code, str(error.message), client_id=client_id, fields=error.fields)
             return
@@ -295,7 +325,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._error("invalid", _("A read frame needs the seq of the last message read."))
             return
         try:
-            await database_sync_to_async(services.message_mark_read)(self.conversation, by=self.user, up_to_seq=seq)
+            await db(services.message_mark_read)(self.conversation, by=self.user, up_to_seq=seq)
         except ApplicationError as error:
             await self._error(error.code, str(error.message))
 
@@ -304,10 +334,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if after_seq is None:
             await self._error("invalid", _("A resume frame needs after_seq, the last seq you have (0 for none)."))
             return
+        self.resumed_upto = max(self.resumed_upto, after_seq)
         while True:
-            page = await database_sync_to_async(self._payloads_after)(after_seq)
+            page = await db(self._payloads_after)(after_seq)
             for payload in page:
                 await self.send_json({"type": "message", "message": payload})
+            if page:
+                self.resumed_upto = max(self.resumed_upto, page[-1]["seq"])
             if len(page) < selectors.MAX_PAGE:
                 return
             after_seq = page[-1]["seq"]
@@ -323,6 +356,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     # --- Events from the channel layer -------------------------------------------
 
     async def chat_message(self, event: dict) -> None:
+        if event["message"]["seq"] <= self.resumed_upto:
+            return
         await self.send_json({"type": "message", "message": event["message"]})
 
     async def chat_read(self, event: dict) -> None:

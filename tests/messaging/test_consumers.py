@@ -193,7 +193,7 @@ async def test_reconnecting_client_gets_exactly_what_it_missed(conversation, dan
         ("message", 3, "three"),
         ("message", 4, "four"),
     ]
-    assert await bob.receive_nothing(timeout=0.3)
+    assert await bob.receive_nothing(timeout=0.3)  # and nothing twice
 
     # And live delivery carries on after the catch-up.
     await dana.send_json_to(_send_frame("five"))
