@@ -150,7 +150,8 @@ def test_fake_attachment_refused_with_nothing_written(conversation, customer, dj
         message_send(conversation, by=customer, body="", client_id=uuid.uuid4(), attachment=upload)
     assert "attachment" in error.value.fields
     _assert_nothing_written(conversation, callbacks)
-    assert not [p for p in (Path(settings.MEDIA_ROOT) / "messages").glob("**/*") if p.is_file()]
+    folder = Path(settings.MEDIA_ROOT) / "messages" / str(conversation.public_id)
+    assert not [p for p in folder.glob("**/*") if p.is_file()]
 
 
 @pytest.mark.django_db
