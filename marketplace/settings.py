@@ -246,6 +246,64 @@ if any([TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM]) and not all(
     raise ImproperlyConfigured("Set all of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM, or none")
 SMS_BACKEND = "messaging.sms.TwilioSMS" if TWILIO_ACCOUNT_SID else "messaging.sms.ConsoleSMS"
 
+# --- Payments gateway (Stripe) ----------------------------------------------
+# With STRIPE_SECRET_KEY the official Stripe client is used (payments.gateway);
+# without it the simulated gateway (see PAYMENTS_GATEWAY) and its test cards.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+# Webhook signing secrets (whsec_...), comma-separated: during a rotation the
+# new and the old one are both accepted.
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS")
+# Stripe API base address (change only for a test fake).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+if STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRETS:
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRETS: payments are confirmed by webhooks")
+
+# --- Payments: fees, holds, cancellation (payments/fees.py has the rounding rule) ---
+# Service fee paid by the customer on top of the price, in basis points (500 = 5 %), at least the minimum.
+PAYMENTS_SERVICE_FEE_BPS = env_int("PAYMENTS_SERVICE_FEE_BPS", 500, minimum=0)
+PAYMENTS_SERVICE_FEE_MIN_CENTS = env_int("PAYMENTS_SERVICE_FEE_MIN_CENTS", 199, minimum=0)
+# Commission kept from the price (1000 = 10 %).
+PAYMENTS_COMMISSION_BPS = env_int("PAYMENTS_COMMISSION_BPS", 1000, minimum=0)
+if PAYMENTS_COMMISSION_BPS > 10_000:
+    raise ImproperlyConfigured("PAYMENTS_COMMISSION_BPS must be at most 10000 (100 %)")
+
+
+def _payments_category_rates(raw: str) -> dict[str, dict[str, int]]:
+    """{"slug": {"commission_bps": int, "service_fee_bps": int}} from JSON; refuses anything else."""
+    import json
+
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"PAYMENTS_CATEGORY_RATES must be JSON, not {raw!r}") from exc
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured("PAYMENTS_CATEGORY_RATES must be a JSON object keyed by category slug")
+    for slug, rates in value.items():
+        if not isinstance(rates, dict) or not rates or set(rates) - {"commission_bps", "service_fee_bps"}:
+            raise ImproperlyConfigured(
+                f"PAYMENTS_CATEGORY_RATES[{slug!r}] must have only commission_bps and/or service_fee_bps"
+            )
+        for key, bps in rates.items():
+            if isinstance(bps, bool) or not isinstance(bps, int) or not 0 <= bps <= 10_000:
+                raise ImproperlyConfigured(f"PAYMENTS_CATEGORY_RATES[{slug!r}][{key!r}] must be 0..10000, not {bps!r}")
+    return value
+
+
+PAYMENTS_CATEGORY_RATES = _payments_category_rates(env_str("PAYMENTS_CATEGORY_RATES"))
+# Hours between approval and the transfer to the contractor (the customer's window to dispute).
+PAYMENTS_PAYOUT_HOLD_HOURS = env_int("PAYMENTS_PAYOUT_HOLD_HOURS", 72, minimum=0)
+# Minutes a checkout stays open before the escrow expires and the offer is acceptable again.
+PAYMENTS_CHECKOUT_TIMEOUT_MINUTES = env_int("PAYMENTS_CHECKOUT_TIMEOUT_MINUTES", 15, minimum=1)
+# Paid to the contractor when the customer cancels after check-in; the rest is refunded.
+PAYMENTS_CALLOUT_FEE_CENTS = env_int("PAYMENTS_CALLOUT_FEE_CENTS", 4500, minimum=0)
+# "stripe" or "simulated"; default: stripe when STRIPE_SECRET_KEY is set.
+PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "stripe" if env_str("STRIPE_SECRET_KEY") else "simulated")
+if PAYMENTS_GATEWAY not in ("stripe", "simulated"):
+    raise ImproperlyConfigured(f"PAYMENTS_GATEWAY must be stripe or simulated, not {PAYMENTS_GATEWAY!r}")
+
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
