@@ -178,3 +178,152 @@ class AvailabilitySlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
+# --- Verification: phone codes, identity documents, the audit log ------------
+
+
+class PhoneVerification(models.Model):
+    """The one open phone challenge of a user: a code sent by SMS to ``phone``.
+
+    Only a keyed hash of the code is kept (``accounts.verification``), so a
+    database dump gives nobody a usable code. A new send replaces the code,
+    resets the attempts and restarts the 10-minute clock; the cooldown and
+    the daily cap bound how many codes (and so guesses) anyone gets.
+    """
+
+    CODE_TTL_SECONDS = 10 * 60
+    MAX_ATTEMPTS = 5
+    RESEND_COOLDOWN_SECONDS = 60
+    MAX_SENDS_PER_DAY = 5
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="phone_verification")
+    phone = models.CharField(_("phone (E.164)"), max_length=16)
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_sent_at = models.DateTimeField()
+    sends_day = models.DateField()
+    sends_today = models.PositiveSmallIntegerField(default=0)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("phone verification")
+        verbose_name_plural = _("phone verifications")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="phone_verification_e164"),
+            models.CheckConstraint(condition=models.Q(attempts__lte=5), name="phone_verification_attempts_capped"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.phone}"
+
+
+def id_document_path(instance: IdentityDocument, filename: str) -> str:
+    # Our name, never the uploader's; one folder per person so the retention
+    # job and a subject-access request can find everything.
+    return f"id-documents/{instance.user.public_id}/{uuid.uuid4().hex}.jpg"
+
+
+class IdentityDocument(models.Model):
+    """An ID document and a selfie a contractor sent for staff to check.
+
+    The files live in private storage (no public URL; only staff with
+    ``accounts.review_verifications`` can open them through a view) and are
+    deleted by a beat job once ``delete_after`` passes: the decision plus
+    ``ID_DOCUMENT_RETENTION_DAYS``. The row stays as the record of the decision.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identity_documents")
+    document = models.FileField(_("ID document"), upload_to=id_document_path, blank=True, max_length=200)
+    selfie = models.FileField(_("selfie"), upload_to=id_document_path, blank=True, max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    reviewed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("reviewed by")
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(_("reason"), max_length=1000, blank=True)
+    delete_after = models.DateTimeField(null=True, blank=True)
+    files_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("identity document")
+        verbose_name_plural = _("identity documents")
+        ordering = ["submitted_at"]
+        permissions = [
+            ("review_verifications", _("Can review IDs and photo verdicts in the verification dashboard")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(status="pending"), name="identity_document_one_pending"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="pending", reviewed_at__isnull=True, delete_after__isnull=True)
+                | (
+                    models.Q(status__in=["approved", "rejected"], reviewed_at__isnull=False, delete_after__isnull=False)
+                    & ~models.Q(reason="")
+                ),
+                name="identity_document_decision_complete",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["delete_after"], condition=models.Q(files_deleted_at__isnull=True), name="id_doc_retention_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_status_display()})"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The audit log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit log is append-only.")
+
+
+class AuditEntry(models.Model):
+    """One decision staff (or the system) took: who, when, what, about what, why.
+
+    Append-only three times over: ``save()`` refuses to update, ``delete()``
+    and the queryset's bulk ``update()``/``delete()`` refuse, and a PostgreSQL
+    trigger (migration 0002) refuses UPDATE and DELETE from anywhere else.
+    """
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor_repr = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64)
+    subject_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    subject_id = models.CharField(max_length=64, blank=True)
+    subject_repr = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="audit_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_repr or 'system'} {self.action} {self.subject_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("The audit log is append-only: an entry can't be changed.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit log is append-only: an entry can't be deleted.")
