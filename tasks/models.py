@@ -254,6 +254,13 @@ class TaskPhoto(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64, blank=True, help_text=_("SHA-256 of the re-encoded image."))
+    # Perceptual hash (tasks/phash.py) and its four 16-bit bands, indexed so a
+    # near copy anywhere on the platform is found without scanning every photo.
+    phash = models.CharField(_("perceptual hash"), max_length=16, blank=True, db_index=True)
+    phash_band0 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_band1 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_band2 = models.IntegerField(null=True, blank=True, db_index=True)
+    phash_band3 = models.IntegerField(null=True, blank=True, db_index=True)
     # Read from EXIF before it is stripped: when and where the camera says it was taken.
     taken_at = models.DateTimeField(null=True, blank=True)
     taken_latitude = models.FloatField(null=True, blank=True)
@@ -381,3 +388,60 @@ class TaskEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Task events are append-only.")
+
+
+class PhotoCheck(models.Model):
+    """The automatic check of one proof of work's photos, and staff's review of it.
+
+    Written only by ``tasks.verification`` (the Celery task ``tasks.verify_proof``
+    and ``photo_check_review``). The customer sees the verdict on the task page;
+    approving the work stays the customer's decision.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Checking")
+        PASS = "pass", _("Photos checked")
+        NEEDS_REVIEW = "needs_review", _("Needs review")
+        FAIL = "fail", _("Failed")
+
+    proof = models.OneToOneField(ProofSubmission, on_delete=models.CASCADE, related_name="photo_check")
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
+    # Per photo: valid, size, phash, duplicate_of (photo and task), EXIF time
+    # against the job's window, EXIF place against the task's.
+    local_findings = models.JSONField(_("local checks"), default=dict, blank=True)
+    ai_verdict = models.JSONField(_("AI verdict"), null=True, blank=True, help_text=_("Validated against the schema."))
+    ai_raw = models.TextField(_("AI reply as received"), blank=True, max_length=20000)
+    ai_model = models.CharField(_("AI model"), max_length=100, blank=True)
+    ai_prompt_tokens = models.PositiveIntegerField(default=0)
+    ai_completion_tokens = models.PositiveIntegerField(default=0)
+    # Hundredths of a cent are real here (one check costs about a cent): an
+    # estimate of what the provider bills, never money we move.
+    ai_cost_cents_estimate = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    has_duplicate = models.BooleanField(default=False)
+    summary_for_customer = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("photo check")
+        verbose_name_plural = _("photo checks")
+        indexes = [models.Index(fields=["status", "created_at"], name="photocheck_status_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reviewed_at__isnull=True, reviewed_by__isnull=True)
+                | (Q(reviewed_at__isnull=False, reviewed_by__isnull=False, status__in=["pass", "fail"]) & ~Q(review_reason="")),
+                name="photocheck_review_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Photo check for {self.proof.task} ({self.get_status_display()})"

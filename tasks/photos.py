@@ -28,6 +28,7 @@ from core.errors import ApplicationError
 from core.images import ImageRejected, clean_image
 
 from .models import MAX_PHOTO_BYTES, Offer, Task, TaskPhoto
+from .phash import phash_fields
 
 THUMB_SIDE = 400
 THUMB_QUALITY = 80
@@ -74,6 +75,7 @@ def photo_add(
         width=cleaned.width,
         height=cleaned.height,
         content_hash=hashlib.sha256(image_bytes).hexdigest(),
+        **phash_fields(image_bytes),  # for duplicate checks (tasks.verification)
         taken_at=exif_taken_at(cleaned.exif_ifd),
         taken_latitude=latitude,
         taken_longitude=longitude,
