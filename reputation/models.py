@@ -261,3 +261,7 @@ class UserAchievement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.code}"
+
+
+# Disputes (issue 7) live in their own module, written alongside the models above.
+from .dispute_models import Dispute, DisputeEvent, DisputeEvidence, DisputeProposal  # noqa: E402, F401
