@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # ID document and selfie files deleted once their retention has passed.
+    "accounts.purge_id_documents": {
+        "task": "accounts.purge_id_documents",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
 }
 
 # --- Auth ------------------------------------------------------------------
@@ -365,6 +371,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # Media is never served from a public URL: views check who may see a file.
 MEDIA_URL = "/files/"
 MAX_PROFILE_PHOTO_BYTES = env_int("MAX_PROFILE_PHOTO_BYTES", 5 * 1024 * 1024, minimum=1024)
+# ID documents and selfies: size cap, and days kept after staff decide (then deleted).
+ID_DOCUMENT_MAX_BYTES = env_int("ID_DOCUMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+ID_DOCUMENT_RETENTION_DAYS = env_int("ID_DOCUMENT_RETENTION_DAYS", 30, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
