@@ -310,6 +310,27 @@ PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "stripe" if env_str("STRIPE_SECRE
 if PAYMENTS_GATEWAY not in ("stripe", "simulated"):
     raise ImproperlyConfigured(f"PAYMENTS_GATEWAY must be stripe or simulated, not {PAYMENTS_GATEWAY!r}")
 
+# --- Photo verification (tasks.verification, tasks.ai) -----------------------
+# The AI check runs only with a key; without one, local checks only (the task
+# page says so). Prices are per million tokens, in cents, for the cost estimate.
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o") or "gpt-4o"
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_TIMEOUT_SECONDS = env_int("OPENAI_TIMEOUT_SECONDS", 60, minimum=1)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 1, minimum=0)
+OPENAI_PRICE_INPUT_CENTS_PER_MTOK = env_int("OPENAI_PRICE_INPUT_CENTS_PER_MTOK", 250, minimum=0)
+OPENAI_PRICE_OUTPUT_CENTS_PER_MTOK = env_int("OPENAI_PRICE_OUTPUT_CENTS_PER_MTOK", 1000, minimum=0)
+PHOTO_CHECK_AI_ATTEMPTS = env_int("PHOTO_CHECK_AI_ATTEMPTS", 3, minimum=1)
+# Percent: the AI must be at least this sure to pass; at least FAIL sure that
+# the photos don't match to fail them outright.
+PHOTO_CHECK_PASS_CONFIDENCE = env_int("PHOTO_CHECK_PASS_CONFIDENCE", 80, minimum=0) / 100
+PHOTO_CHECK_FAIL_CONFIDENCE = env_int("PHOTO_CHECK_FAIL_CONFIDENCE", 85, minimum=0) / 100
+if PHOTO_CHECK_PASS_CONFIDENCE > 1 or PHOTO_CHECK_FAIL_CONFIDENCE > 1:
+    raise ImproperlyConfigured("PHOTO_CHECK_PASS_CONFIDENCE and PHOTO_CHECK_FAIL_CONFIDENCE are percents (0-100)")
+# EXIF position further than this from the task (a ZIP centroid when no
+# street address was geocoded) sends the photos to review.
+PHOTO_CHECK_MAX_DISTANCE_KM = env_int("PHOTO_CHECK_MAX_DISTANCE_KM", 5, minimum=1)
+
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -22,6 +22,8 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="bittietasks-media-"))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"bt-test-{os.getpid()}")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"bt-test-{os.getpid()}")
+# Tests never call the real OpenAI API: the photo-check tests point the client at a local fake.
+os.environ["OPENAI_API_KEY"] = ""
 
 from .settings import *  # noqa: E402,F403
 
