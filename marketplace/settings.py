@@ -264,6 +264,15 @@ STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
 if STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRETS:
     raise ImproperlyConfigured("STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRETS: payments are confirmed by webhooks")
+# Webhook events are processed in Celery (payments/tasks_webhooks.py, imported
+# here since autodiscovery only finds tasks.py); events that failed or arrived
+# before the one they depend on are retried by beat with backoff.
+CELERY_IMPORTS = ("payments.tasks_webhooks",)
+CELERY_BEAT_SCHEDULE["payments.retry_webhook_events"] = {
+    "task": "payments.retry_webhook_events",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 
 # --- Payments: fees, holds, cancellation (payments/fees.py has the rounding rule) ---
 # Service fee paid by the customer on top of the price, in basis points (500 = 5 %), at least the minimum.

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("tasks.urls")),
     path("", include("messaging.urls")),
+    path("", include("payments.urls")),
     path("notifications/", include("messaging.urls_notifications")),
     path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
