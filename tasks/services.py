@@ -41,7 +41,7 @@ from accounts.services import MAX_GEOLOCATION_DRIFT_KM, user_require_verified
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from core.geo import GeocodeError, distance_km, geocode
 
-from . import notify, payment_hooks, photos
+from . import notify, payment_hooks, photos, verification
 from .models import (
     MAX_BUDGET_CENTS,
     MAX_HOURS,
@@ -867,6 +867,7 @@ def task_submit_proof(task: Task, *, by: User, note: str, files: Sequence[Upload
     )
     _event(task, E.PROOF_SUBMITTED, by, from_status=previous, to_status=target, proof=proof.pk, photos=len(uploads))
     notify.proof_submitted(task, proof, photo_count=len(uploads))
+    verification.queue_photo_check(proof)  # AI/local photo checks, after commit
     return proof
 
 

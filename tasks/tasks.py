@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .verification_tasks import verify_proof  # noqa: F401  (registers tasks.verify_proof with the worker)
+
 
 @shared_task(name="tasks.sweep_deadlines", ignore_result=True, soft_time_limit=50, time_limit=55)
 def sweep_deadlines() -> dict[str, int]:
