@@ -351,6 +351,22 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
+# --- Reputation (reputation/scoring.py has the trust score's weights) ---------
+# Bayesian rating: the platform mean counts as this many reviews for everyone.
+REPUTATION_PRIOR_WEIGHT = env_int("REPUTATION_PRIOR_WEIGHT", 5, minimum=0)
+# Publish reviews whose 14-day window closed; recompute trust scores of people
+# touched by task events or messages (hooks nobody else has to call).
+CELERY_BEAT_SCHEDULE["reputation.publish_due_reviews"] = {
+    "task": "reputation.publish_due_reviews",
+    "schedule": 300.0,
+    "options": {"expires": 290},
+}
+CELERY_BEAT_SCHEDULE["reputation.recompute_recent"] = {
+    "task": "reputation.recompute_recent",
+    "schedule": 600.0,
+    "options": {"expires": 590},
+}
+
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
