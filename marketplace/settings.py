@@ -315,9 +315,20 @@ PAYMENTS_CHECKOUT_TIMEOUT_MINUTES = env_int("PAYMENTS_CHECKOUT_TIMEOUT_MINUTES",
 # Paid to the contractor when the customer cancels after check-in; the rest is refunded.
 PAYMENTS_CALLOUT_FEE_CENTS = env_int("PAYMENTS_CALLOUT_FEE_CENTS", 4500, minimum=0)
 # "stripe" or "simulated"; default: stripe when STRIPE_SECRET_KEY is set.
-PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "stripe" if env_str("STRIPE_SECRET_KEY") else "simulated")
+PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "stripe" if STRIPE_SECRET_KEY else "simulated")
 if PAYMENTS_GATEWAY not in ("stripe", "simulated"):
     raise ImproperlyConfigured(f"PAYMENTS_GATEWAY must be stripe or simulated, not {PAYMENTS_GATEWAY!r}")
+# Payout transfers after the hold, refund retries, abandoned checkouts: swept every minute.
+CELERY_BEAT_SCHEDULE["payments.sweep_payouts"] = {
+    "task": "payments.sweep_payouts",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["payments.sweep_checkouts"] = {
+    "task": "payments.sweep_checkouts",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 
 # --- Photo verification (tasks.verification, tasks.ai) -----------------------
 # The AI check runs only with a key; without one, local checks only (the task
