@@ -1,10 +1,15 @@
 """Who may do what to a task, when it is more than a status check.
 
 ``cancellation_rule`` is the one place that says who may cancel a task, in
-which state, and what happens to the customer's money. The payments issue
-attaches refunds to its ``refund`` answer (``tasks.payment_hooks.on_cancelled``);
-pages and the API use it to show or hide the cancel button and to warn about
-the refund before the user confirms.
+which state, and what happens to the customer's money. ``tasks.payment_hooks
+.on_cancelled`` moves the money as its answer says (``refund`` and
+``contractor_cents``); pages and the API use it to show or hide the cancel
+button and to warn about the refund before the user confirms.
+
+The policy (issue 4): cancelling before the contractor checks in refunds the
+customer in full; a customer who cancels after check-in pays the contractor a
+call-out fee (``PAYMENTS_CALLOUT_FEE_CENTS``, at most the price) and gets the
+rest back; a contractor (or staff) cancelling refunds the customer in full.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,10 +28,6 @@ S = Task.Status
 
 Refund = Literal["full", "partial", "none"]
 
-# A customer who cancels a booked job at least this long before it is due gets
-# everything back; later than that the contractor has kept the slot free and
-# the payments issue decides the partial amount.
-FULL_REFUND_NOTICE = dt.timedelta(hours=24)
 MIN_REASON_CHARS = 5
 MAX_REASON_CHARS = 500
 CANCELLABLE = frozenset({S.DRAFT, S.OPEN, S.ASSIGNED, S.IN_PROGRESS})
@@ -37,6 +39,8 @@ class CancelRule:
     refund: Refund
     reason_required: bool
     message: str
+    # With refund "partial": the cents (gross) the contractor keeps; the rest is refunded.
+    contractor_cents: int = 0
 
 
 def _refused(message: str) -> CancelRule:
@@ -47,8 +51,9 @@ def cancellation_rule(task: Task, user, *, now: dt.datetime | None = None) -> Ca
     """May ``user`` cancel ``task`` now, and what does the customer get back?
 
     - Customer: a draft or open task freely (nothing has been paid: refund
-      "none"); an assigned task with a full refund more than 24 hours before it
-      is scheduled, partial after that; a task in progress, partial.
+      "none"); an assigned task (not checked in yet) with a full refund; a
+      task in progress (checked in): partial, the contractor keeps the
+      call-out fee (``contractor_cents``).
     - Assigned contractor: an assigned or in-progress task; the customer gets
       everything back.
     - Staff: any cancellable task; a booked one is refunded in full.
@@ -87,15 +92,29 @@ def cancellation_rule(task: Task, user, *, now: dt.datetime | None = None) -> Ca
     if not booked:
         return CancelRule(True, "none", reason_required, _("Nothing has been paid for this task yet."))
     if task.status == S.ASSIGNED:
-        scheduled = task.scheduled_for
-        if scheduled is not None and scheduled - now > FULL_REFUND_NOTICE:
-            return CancelRule(True, "full", True, _("You get a full refund: the job is more than 24 hours away."))
         return CancelRule(
-            True,
-            "partial",
-            True,
-            _("You get a partial refund: the job is less than 24 hours away and the contractor kept the time free."),
+            True, "full", True, _("You get a full refund: the contractor has not checked in yet.")
         )
+    fee = callout_fee_cents(task)
+    if fee <= 0:
+        return CancelRule(True, "full", True, _("You get a full refund."))
     return CancelRule(
-        True, "partial", True, _("You get a partial refund: the contractor has already started the work.")
+        True,
+        "partial",
+        True,
+        _("The contractor has checked in, so they keep a call-out fee of %(fee)s; you get the rest back.")
+        % {"fee": _money(fee, task.currency)},
+        contractor_cents=fee,
     )
+
+
+def callout_fee_cents(task: Task) -> int:
+    """The call-out fee for a customer cancelling after check-in: the setting,
+    at most the agreed price."""
+    price = task.agreed_price_cents or 0
+    return max(0, min(int(settings.PAYMENTS_CALLOUT_FEE_CENTS), price))
+
+
+def _money(cents: int, currency: str) -> str:
+    symbol = "$" if currency == "USD" else f"{currency} "
+    return f"{symbol}{cents // 100:,}.{cents % 100:02d}"

@@ -46,7 +46,9 @@ def booked(customer, contractor, status, *, due_in=dt.timedelta(days=3)):
         ("open", dt.timedelta(days=3), "none", True),
         ("assigned", dt.timedelta(days=3), "full", True),
         ("assigned", dt.timedelta(hours=25), "full", True),
-        ("assigned", dt.timedelta(hours=23), "partial", True),
+        # Issue 4: before check-in the customer always gets everything back.
+        ("assigned", dt.timedelta(hours=23), "full", True),
+        ("assigned", dt.timedelta(hours=1), "full", True),
         ("in_progress", dt.timedelta(days=3), "partial", True),
     ],
 )
@@ -60,8 +62,22 @@ def test_customer_rule(customer, contractor, status, due_in, refund, reason_requ
     assert rule.message
 
 
-def test_customer_rule_uses_the_window_start_for_window_tasks(customer, contractor):
-    start = timezone.now() + dt.timedelta(hours=10)
+def test_after_check_in_the_customer_pays_the_call_out_fee_and_gets_the_rest(customer, contractor, settings):
+    settings.PAYMENTS_CALLOUT_FEE_CENTS = 4_500
+    task = booked(customer, contractor, "in_progress")
+    rule = cancellation_rule(task, customer)
+    assert (rule.refund, rule.contractor_cents) == ("partial", 4_500)
+    assert "call-out fee of $45.00" in rule.message
+    # Never more than the agreed price.
+    task.agreed_price_cents = 3_000
+    assert cancellation_rule(task, customer).contractor_cents == 3_000
+    # No fee configured: a full refund.
+    settings.PAYMENTS_CALLOUT_FEE_CENTS = 0
+    assert (cancellation_rule(task, customer).refund, cancellation_rule(task, customer).contractor_cents) == ("full", 0)
+
+
+def test_before_check_in_the_customer_gets_a_full_refund_even_close_to_the_window(customer, contractor):
+    start = timezone.now() + dt.timedelta(hours=2)
     task = TaskFactory(
         customer=customer,
         contractor=contractor,
@@ -71,8 +87,8 @@ def test_customer_rule_uses_the_window_start_for_window_tasks(customer, contract
         window_end=start + dt.timedelta(hours=3),
         deadline=timezone.now() + dt.timedelta(days=20),
     )
-    assert cancellation_rule(task, customer).refund == "partial"
-    assert cancellation_rule(task, customer, now=start - dt.timedelta(hours=30)).refund == "full"
+    rule = cancellation_rule(task, customer)
+    assert (rule.refund, rule.contractor_cents) == ("full", 0)
 
 
 @pytest.mark.parametrize("status", ["assigned", "in_progress"])
@@ -146,10 +162,10 @@ def test_a_reason_is_required_once_open(customer, reason, hooks):
     assert hooks == []
 
 
-def test_customer_cancels_a_booked_job_late_and_the_contractor_is_told(
+def test_customer_cancels_after_check_in_and_the_contractor_is_told(
     customer, contractor, hooks, mailoutbox, django_capture_on_commit_callbacks
 ):
-    task = booked(customer, contractor, "assigned", due_in=dt.timedelta(hours=5))
+    task = booked(customer, contractor, "in_progress", due_in=dt.timedelta(hours=5))
     with django_capture_on_commit_callbacks(execute=True):
         services.task_cancel(task, by=customer, reason="Found someone closer.")
     assert hooks == [(task.pk, "partial")]
