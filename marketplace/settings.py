@@ -377,6 +377,13 @@ CELERY_BEAT_SCHEDULE["reputation.recompute_recent"] = {
     "schedule": 600.0,
     "options": {"expires": 590},
 }
+# Disputes: no response in 48 hours or unsettled after 7 days -> mediation
+# (deadlines are columns on the dispute; a missed run catches up).
+CELERY_BEAT_SCHEDULE["reputation.sweep_disputes"] = {
+    "task": "reputation.sweep_disputes",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

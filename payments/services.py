@@ -693,7 +693,7 @@ def escrow_freeze(escrow: Escrow, *, reason: str = "", by: User | None = None) -
 def escrow_unfreeze(escrow: Escrow, *, by: User, reason: str = "") -> Escrow:
     """Staff: the chargeback was won (or withdrawn); the money goes back where
     it was before the freeze and the escrow to its earlier status."""
-    if by is None or not by.is_staff:
+    if by is not None and not by.is_staff:  # staff, or the system settling a dispute (reputation.disputes)
         raise PermissionDenied(_("Only BittieTasks staff can move this money."), code="not_staff")
     _task, escrow = _lock(escrow)
     if escrow.status != ES.FROZEN:

@@ -49,3 +49,7 @@ def recompute_recent() -> int:
     for user_id in user_ids:
         recompute_trust.delay(user_id, "recent_activity")
     return len(user_ids)
+
+
+# Dispute deadlines (reputation/dispute_tasks.py), registered with the worker from here.
+from .dispute_tasks import sweep_disputes  # noqa: E402, F401

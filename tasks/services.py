@@ -1028,3 +1028,82 @@ def _sweep_one(pk: int, now: dt.datetime) -> str | None:
         notify.approval_reminder(task, which="24h")
         return "reminded_24h"
     return None
+
+
+# --- disputes (called by reputation.disputes; issue 7) ------------------------------
+# The dispute itself (parties, evidence, money) is reputation's; these two only
+# move the task's own status and timeline, inside the caller's transaction.
+
+DISPUTABLE = frozenset({S.SUBMITTED, S.COMPLETED})
+
+
+def task_open_dispute(task: Task, *, by: User) -> Task:
+    """A party disputes the task. Called by ``reputation.disputes.dispute_open``
+    inside its transaction; locks the task row.
+
+    Submitted work: the task becomes ``disputed`` (``state.check(task,
+    "dispute")``), so neither approval nor the auto-approval sweep can
+    complete it. Completed work (inside the payout hold): the status stays
+    ``completed`` (the table has no completed -> disputed move and the work was
+    approved); the timeline records the dispute. Anything else: IllegalTransition.
+    """
+    task = _lock(task)
+    if by.pk not in (task.customer_id, task.contractor_id):
+        raise PermissionDenied(
+            _("Only the customer or the assigned contractor can dispute this task."), code="not_task_party"
+        )
+    previous = task.status
+    if previous == S.COMPLETED:
+        _event(task, E.DISPUTED, by, from_status=previous, to_status=previous)
+        return task
+    target = check(task, "dispute")
+    if previous not in DISPUTABLE:
+        raise IllegalTransition(
+            _("Only submitted or completed work can be disputed."),
+            extra={"status": task.status, "action": "dispute"},
+        )
+    task.status = target
+    task.auto_approve_at = None
+    task.save(update_fields=["status", "auto_approve_at", "updated_at"])
+    _event(task, E.DISPUTED, by, from_status=previous, to_status=target)
+    return task
+
+
+def task_resolve_dispute(task: Task, *, outcome: str, by: User | None = None) -> Task:
+    """The dispute on this task is settled with ``outcome`` ("release",
+    "split" or "refund"). Called by ``reputation.disputes`` inside its
+    transaction, which moves the money itself: no payment hook runs here.
+
+    A disputed task is completed (release, split) or cancelled (full refund);
+    a task disputed after completion stays completed. The timeline gets the
+    outcome either way.
+    """
+    if outcome not in ("release", "split", "refund"):
+        raise ValueError(f"unknown dispute outcome {outcome!r}")
+    task = _lock(task)
+    now = timezone.now()
+    previous = task.status
+    if previous == S.COMPLETED:
+        _event(task, E.DISPUTED, by, from_status=previous, to_status=previous, resolved=outcome)
+        return task
+    if outcome == "refund":
+        target = check(task, "resolve_dispute_cancelled")
+        task.status = target
+        task.cancelled_at = now
+        task.cancelled_by = by
+        task.cancel_reason = _("Refunded after a dispute.")
+        task.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason", "updated_at"])
+        _event(task, E.CANCELLED, by, from_status=previous, to_status=target, resolved=outcome)
+        return task
+    target = check(task, "resolve_dispute_completed")
+    task.status = target
+    task.completed_at = now
+    task.save(update_fields=["status", "completed_at", "updated_at"])
+    pending = _pending_proof(task)
+    if pending is not None:
+        pending.decision = ProofSubmission.Decision.APPROVED
+        pending.decision_reason = _("Settled by a dispute.")
+        pending.decided_at = now
+        pending.save(update_fields=["decision", "decision_reason", "decided_at"])
+    _event(task, E.DISPUTED, by, from_status=previous, to_status=target, resolved=outcome)
+    return task
