@@ -12,13 +12,14 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 
-from . import selectors, services
-from .models import AvailabilitySlot, ContractorProfile, User
+from . import admin_verification, selectors, services, verification
+from .models import AuditEntry, AvailabilitySlot, ContractorProfile, IdentityDocument, User
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -228,3 +229,73 @@ class ContractorProfileAdmin(admin.ModelAdmin):
         if profile.hourly_rate_cents is None:
             return "—"
         return selectors.money_display(profile.hourly_rate_cents, profile.currency) + "/h"
+
+
+# --- Verification: identity documents, the dashboard, the audit log ----------
+
+
+@admin.register(IdentityDocument)
+class IdentityDocumentAdmin(admin.ModelAdmin):
+    """The record of ID submissions (read-only; decisions are made on the
+    verification dashboard, whose URLs hang off this admin)."""
+
+    change_list_template = "admin/accounts/identitydocument/change_list.html"
+    list_display = ["user", "status", "submitted_at", "reviewed_by", "reviewed_at", "delete_after", "files_deleted_at"]
+    list_filter = ["status"]
+    search_fields = ["user__email", "user__full_name"]
+    list_select_related = ["user", "reviewed_by"]
+    fields = ["user", "status", "submitted_at", "reviewed_by", "reviewed_at", "reason", "delete_after", "files_deleted_at"]
+    readonly_fields = fields
+
+    def _reviewer(self, request: HttpRequest) -> bool:
+        return verification.id_reviewer(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._reviewer(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._reviewer(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        def wrap(view):
+            def wrapper(request, *args, **kwargs):
+                return view(request, self, *args, **kwargs)
+
+            return self.admin_site.admin_view(wrapper)
+
+        custom = [
+            path("verification/", wrap(admin_verification.dashboard), name="accounts_verification"),
+            path("verification/id/<uuid:public_id>/", wrap(admin_verification.id_review), name="accounts_verification_id"),
+            path("verification/photo/<int:pk>/", wrap(admin_verification.photo_review), name="accounts_verification_photo"),
+        ]
+        return custom + super().get_urls()
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Append-only: staff read it, nobody adds, edits or deletes here."""
+
+    list_display = ["created_at", "actor_repr", "action", "subject_repr", "reason"]
+    list_filter = ["action"]
+    search_fields = ["actor_repr", "action", "subject_repr", "reason", "subject_id"]
+    date_hierarchy = "created_at"
+    fields = ["created_at", "actor", "actor_repr", "action", "subject_type", "subject_id", "subject_repr", "reason", "data"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
