@@ -64,7 +64,7 @@ def _verify(payload: bytes, sig_header: str | None) -> dict[str, Any]:
         except stripe.SignatureVerificationError as exc:
             last_error = str(exc)
             continue
-        except ValueError as exc:  # signed, but not JSON (or not UTF-8)
+        except (ValueError, AttributeError, TypeError) as exc:  # signed, but not JSON / not an object
             raise ValueError(f"malformed body: {exc}") from exc
         break
     else:

@@ -115,7 +115,7 @@ def reputation_profile(context, owner) -> dict:
     is_owner = bool(viewer is not None and viewer.is_authenticated and viewer.pk == owner.pk)
     bayesian, raw, count = selectors.contractor_rating(owner)
     reviews = list(selectors.public_reviews_for(owner)[:20])
-    distribution = {n: 0 for n in range(5, 0, -1)}
+    distribution = dict.fromkeys(range(5, 0, -1), 0)
     for value in selectors.public_reviews_for(owner).values_list("stars", flat=True):
         distribution[value] += 1
     trust = _trust_view(owner)
