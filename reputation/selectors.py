@@ -100,6 +100,31 @@ def score_for_matching(user: Any) -> float:
     return trust.score / 100 if trust is not None else scoring.NEUTRAL
 
 
+def trust_view(user: Any) -> dict[str, Any]:
+    """The stored scores with their factors as rows; before the first stored
+    computation, computed now (not stored) and marked ``estimated``."""
+    trust = trust_for(user)
+    if trust is not None:
+        return {
+            "score": trust.score,
+            "factors": factor_rows(trust.factors),
+            "customer_score": trust.customer_score,
+            "customer_factors": factor_rows(trust.customer_factors),
+            "computed_at": trust.computed_at,
+            "estimated": False,
+        }
+    contractor = scoring.contractor_breakdown(user)
+    customer = scoring.customer_breakdown(user)
+    return {
+        "score": contractor.score,
+        "factors": factor_rows(contractor.factors),
+        "customer_score": customer.score,
+        "customer_factors": factor_rows(customer.factors),
+        "computed_at": None,
+        "estimated": True,
+    }
+
+
 def factor_rows(factors: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Factors as rows for a page, biggest weight first."""
     rows = [{"name": name, **data} for name, data in factors.items()]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from .. import scoring, selectors, services
+from .. import selectors, services
 from ..forms import ReplyForm, ReviewForm
 from ..models import Review
 
@@ -34,30 +34,6 @@ def stars(value) -> str:
         "★" * n,
         "☆" * (5 - n),
     )
-
-
-def _trust_view(user) -> dict:
-    """The stored score, or one computed now (not stored) before the first run."""
-    trust = selectors.trust_for(user)
-    if trust is not None:
-        return {
-            "score": trust.score,
-            "factors": selectors.factor_rows(trust.factors),
-            "customer_score": trust.customer_score,
-            "customer_factors": selectors.factor_rows(trust.customer_factors),
-            "computed_at": trust.computed_at,
-            "estimated": False,
-        }
-    contractor = scoring.contractor_breakdown(user)
-    customer = scoring.customer_breakdown(user)
-    return {
-        "score": contractor.score,
-        "factors": selectors.factor_rows(contractor.factors),
-        "customer_score": customer.score,
-        "customer_factors": selectors.factor_rows(customer.factors),
-        "computed_at": None,
-        "estimated": True,
-    }
 
 
 @register.inclusion_tag("reputation/includes/task_panel_body.html", takes_context=True)
@@ -118,7 +94,7 @@ def reputation_profile(context, owner) -> dict:
     distribution = dict.fromkeys(range(5, 0, -1), 0)
     for value in selectors.public_reviews_for(owner).values_list("stars", flat=True):
         distribution[value] += 1
-    trust = _trust_view(owner)
+    trust = selectors.trust_view(owner)
     return {
         "owner": owner,
         "viewer": viewer,
@@ -145,7 +121,7 @@ def reputation_dashboard(context) -> dict:
     return {
         "show": True,
         "user": user,
-        "trust": _trust_view(user),
+        "trust": selectors.trust_view(user),
         "pending": selectors.reviews_to_write(user),
         "achievements": selectors.achievements_for(user),
     }
