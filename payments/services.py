@@ -483,6 +483,12 @@ def escrow_release(escrow: Escrow, *, by: User | None = None) -> Escrow:
     called by ``tasks.payment_hooks.on_completed`` inside the approval."""
     _require_system_or_staff(by)
     _task, escrow = _lock(escrow)
+    if escrow.status != ES.HELD:
+        raise Conflict(
+            _("This payment is %(status)s, so it can't be released.") % {"status": escrow.get_status_display().lower()},
+            code="escrow_state",
+            extra={"status": escrow.status},
+        )
     now = timezone.now()
     share = escrow.price_cents - escrow.commission_cents
     due = now + _payout_hold()
