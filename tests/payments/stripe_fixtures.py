@@ -2,7 +2,8 @@
 
 One localstripe process for the whole test run (started on first use, stopped
 at exit) behind one ``FakeStripe`` (Connect, idempotency, faults). Import the
-fixtures into a test module: ``from tests.payments.stripe_fixtures import fake_stripe, stripe_gateway``.
+fixtures into a test module: ``from tests.payments.stripe_fixtures import fake_stripe_fixture,
+stripe_gateway_fixture`` (registered as ``fake_stripe`` and ``stripe_gateway``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _shared_fake() -> FakeStripe:
         return _servers["fake"]  # type: ignore[return-value]
 
 
-@pytest.fixture
-def fake_stripe() -> FakeStripe:
+@pytest.fixture(name="fake_stripe")
+def fake_stripe_fixture() -> FakeStripe:
     fake = _shared_fake()
     fake.reset()
     yield fake
@@ -46,8 +47,8 @@ def make_gateway(fake: FakeStripe, **kwargs) -> StripeGateway:
     return StripeGateway(api_key=API_KEY, api_base=fake.url, **kwargs)
 
 
-@pytest.fixture
-def stripe_gateway(fake_stripe: FakeStripe) -> StripeGateway:
+@pytest.fixture(name="stripe_gateway")
+def stripe_gateway_fixture(fake_stripe: FakeStripe) -> StripeGateway:
     # Short backoff between the library's own retries keeps fault tests quick.
     return make_gateway(fake_stripe, timeout=(2.0, 5.0))
 
@@ -62,4 +63,4 @@ def saved_card(gateway: StripeGateway, number: str = "4242424242424242", email: 
     return customer_id, pm.id
 
 
-__all__ = ["API_KEY", "fake_stripe", "make_gateway", "saved_card", "stripe", "stripe_gateway"]
+__all__ = ["API_KEY", "fake_stripe_fixture", "make_gateway", "saved_card", "stripe", "stripe_gateway_fixture"]
