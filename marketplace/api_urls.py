@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("accounts.api_urls")),
     path("", include("tasks.api_urls")),
     path("", include("reputation.api_urls")),
+    path("", include("reputation.dispute_api_urls")),
 ]
