@@ -95,12 +95,18 @@ class Rating:
 
 def rating_for(user, role: str = Review.Role.CUSTOMER_TO_CONTRACTOR, *, mean: float | None = None) -> Rating:
     """The user's rating from published, visible reviews they received in ``role``."""
+    exact = exact_rating(user, role, mean=mean)
+    return Rating(bayesian=round(exact.bayesian, 2), raw=round(exact.raw, 2) if exact.raw is not None else None, count=exact.count)
+
+
+def exact_rating(user, role: str = Review.Role.CUSTOMER_TO_CONTRACTOR, *, mean: float | None = None) -> Rating:
+    """As ``rating_for``, unrounded (the trust score uses this)."""
     agg = visible_reviews().filter(reviewee=user, role=role).aggregate(n=Count("pk"), s=Sum("stars"))
     count, total = agg["n"] or 0, agg["s"] or 0
     m = platform_mean(role) if mean is None else mean
     return Rating(
-        bayesian=round(bayesian_average(total, count, mean=m, weight=prior_weight()), 2),
-        raw=round(total / count, 2) if count else None,
+        bayesian=bayesian_average(total, count, mean=m, weight=prior_weight()),
+        raw=total / count if count else None,
         count=count,
     )
 
@@ -184,7 +190,7 @@ def verification_factor(user) -> Factor:
 
 
 def rating_factor(user, role: str) -> Factor:
-    rating = rating_for(user, role)
+    rating = exact_rating(user, role)
     if role == Review.Role.CUSTOMER_TO_CONTRACTOR:
         hint = _("Ask customers to review you after each job; good reviews lift this fastest.")
     else:
