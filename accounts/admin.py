@@ -291,6 +291,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
     fields = ["created_at", "actor", "actor_repr", "action", "subject_type", "subject_id", "subject_repr", "reason", "data"]
     readonly_fields = fields
 
+    # Reviewers read the log behind the dashboard's "recent decisions".
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return verification.id_reviewer(request.user) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return verification.id_reviewer(request.user) or super().has_view_permission(request, obj)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

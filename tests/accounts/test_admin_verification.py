@@ -72,6 +72,7 @@ def test_staff_without_the_permission_get_403_and_see_no_link(client, urls):
     index = client.get("/admin/")
     assert "Identity documents" not in index.text
     assert client.get("/admin/accounts/identitydocument/").status_code == 403
+    assert client.get("/admin/accounts/auditentry/").status_code == 403
     assert IdentityDocument.objects.get().status == "pending"
     assert not AuditEntry.objects.exclude(action="id.submitted").exists()
 
@@ -84,6 +85,7 @@ def test_staff_with_the_permission_get_in(client, urls):
     assert "Identity documents" in index.text
     changelist = client.get("/admin/accounts/identitydocument/")
     assert DASHBOARD in changelist.text
+    assert client.get("/admin/accounts/auditentry/").status_code == 200
 
 
 def test_superuser_gets_in(client, urls, staff):
