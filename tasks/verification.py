@@ -120,20 +120,26 @@ def _image_facts(data: bytes | None) -> dict[str, Any]:
         return {"valid": False, "bytes": len(data)}
 
 
+def duplicate_candidates(photo: TaskPhoto, hash_value: str) -> QuerySet[TaskPhoto]:
+    """Earlier photos sharing a band with ``hash_value`` up to one bit: a
+    superset of every photo within 7 bits (tasks/phash.py), oldest first.
+    Photos of the same proof are left out: two shots of one job may look alike."""
+    near = Q()
+    for index, band in enumerate(phash.bands(hash_value)):
+        near |= Q(**{f"phash_band{index}__in": phash.band_probes(band)})
+    candidates = TaskPhoto.objects.filter(near, pk__lt=photo.pk)
+    if photo.proof_id is not None:
+        candidates = candidates.exclude(proof_id=photo.proof_id)
+    return candidates.order_by("pk")
+
+
 def find_duplicate(photo: TaskPhoto, hash_value: str) -> dict[str, Any] | None:
     """The closest earlier photo (by id) within DUPLICATE_MAX_DISTANCE bits,
     from another task if there is one (that is the graver finding), else from
     this task; photos of the same proof don't count against each other."""
-    band_values = phash.bands(hash_value)
-    near = Q()
-    for index, band in enumerate(band_values):
-        near |= Q(**{f"phash_band{index}__in": phash.band_probes(band)})
-    candidates = (
-        TaskPhoto.objects.filter(near, pk__lt=photo.pk)
-        .exclude(proof_id=photo.proof_id)
-        .order_by("pk")
-        .values_list("pk", "public_id", "phash", "kind", "task_id", "task__public_id")[:MAX_CANDIDATES]
-    )
+    candidates = duplicate_candidates(photo, hash_value).values_list(
+        "pk", "public_id", "phash", "kind", "task_id", "task__public_id"
+    )[:MAX_CANDIDATES]
     best: tuple[tuple[bool, int, int], dict[str, Any]] | None = None
     for pk, public_id, other_hash, kind, task_id, task_public_id in candidates:
         bits = phash.distance(hash_value, other_hash)
