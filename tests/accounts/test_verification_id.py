@@ -370,3 +370,25 @@ def test_audit_record_rolls_back_with_its_decision(customer):
         verification.audit_record(customer, "test.rolled_back", None)
         raise RuntimeError
     assert not AuditEntry.objects.exists()
+
+
+def test_phone_and_id_badges_with_dates_on_the_offer_card(client, customer, contractor, settings):
+    from messaging.sms import ConsoleSMS
+    from tests.tasks.factories import OfferFactory, TaskFactory
+
+    settings.SMS_BACKEND = "messaging.sms.ConsoleSMS"
+    ConsoleSMS.outbox.clear()
+    verification.phone_send_code(contractor, "4155550100", now=T0)
+    code = re.search(r"\b(\d{6})\b", ConsoleSMS.outbox[-1].body).group(1)
+    verification.phone_confirm(contractor, code, now=T0)
+    doc = submit(contractor)
+    verification.id_review(doc, by=reviewer(), decision="approve", reason="ok", now=T0 + dt.timedelta(days=1))
+    task = TaskFactory(customer=customer)
+    OfferFactory(task=task, contractor=contractor)
+
+    client.force_login(customer)
+    page = client.get(f"/tasks/{task.public_id}").text
+    phone_day = timezone.localtime(T0)
+    id_day = timezone.localtime(T0 + dt.timedelta(days=1))
+    assert f"Phone verified {phone_day:%b} {phone_day.day}, {phone_day.year}" in page
+    assert f"ID verified {id_day:%b} {id_day.day}, {id_day.year}" in page
