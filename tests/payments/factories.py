@@ -70,7 +70,7 @@ def fund(escrow: Escrow) -> Escrow:
 
 def unfunded_escrow(*, task=None, offer=None, customer=None, contractor=None, price_cents: int = 11_000) -> Escrow:
     if task is None:
-        task = TaskFactory(customer=customer or UserFactory())
+        task = TaskFactory(customer=customer or UserFactory(), photos=0)
     if offer is None:
         offer = OfferFactory(task=task, contractor=contractor or UserFactory(is_contractor=True), price_cents=price_cents)
     quote = fees.quote(services.amount_due_cents(task, offer.price_cents), task.category)
