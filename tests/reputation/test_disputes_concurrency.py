@@ -14,11 +14,18 @@ from payments.models import LedgerEntry, LedgerTransaction
 from reputation import disputes
 from reputation.dispute_models import Dispute, DisputeEvent
 from tasks.models import Task
-from tests.payments.factories import EscrowFactory
-from tests.payments.ledger_support import gateway  # noqa: F401  (fixture)
+from tests.payments.factories import EscrowFactory, RecordingGateway
 from tests.reputation.dispute_support import TEXT, mediator
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(name="gateway")
+def gateway_fixture(monkeypatch) -> RecordingGateway:
+    """Refunds and transfers go to a recording gateway at the interface."""
+    fake = RecordingGateway()
+    monkeypatch.setattr("payments.services._gateway", lambda: fake)
+    return fake
 
 
 def race(*calls):
@@ -46,7 +53,7 @@ def race(*calls):
     return outcomes
 
 
-def test_two_admins_deciding_at_once_give_one_decision(customer, contractor, gateway, monkeypatch):  # noqa: F811
+def test_two_admins_deciding_at_once_give_one_decision(customer, contractor, gateway, monkeypatch):
     escrow = EscrowFactory(state="held", customer=customer, contractor=contractor, price_cents=11_000)
     Task.objects.filter(pk=escrow.task_id).update(status=Task.Status.SUBMITTED)
     dispute = disputes.dispute_open(Task.objects.get(pk=escrow.task_id), by=customer, reason="damage", text=TEXT)

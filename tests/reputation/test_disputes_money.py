@@ -29,11 +29,18 @@ from payments.models import Escrow, LedgerEntry, LedgerTransaction, Payout
 from reputation import disputes
 from reputation.dispute_models import Dispute
 from tasks.models import Task
-from tests.payments.factories import EscrowFactory, payouts_enabled
-from tests.payments.ledger_support import gateway  # noqa: F401  (fixture)
+from tests.payments.factories import EscrowFactory, RecordingGateway, payouts_enabled
 from tests.reputation.dispute_support import TEXT, mediator, row, row_counts
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(name="gateway")
+def gateway_fixture(monkeypatch) -> RecordingGateway:
+    """Refunds and transfers go to a recording gateway at the interface."""
+    fake = RecordingGateway()
+    monkeypatch.setattr("payments.services._gateway", lambda: fake)
+    return fake
 
 TOTAL, SHARE, PLATFORM = 11_550, 9_900, 1_650
 REASON = "The photos and the chat show the valve was never replaced."
@@ -79,7 +86,7 @@ def assert_balanced(escrow: Escrow) -> None:
 
 
 @pytest.fixture
-def held(customer, contractor, gateway):  # noqa: F811
+def held(customer, contractor, gateway):
     escrow = EscrowFactory(state="held", customer=customer, contractor=contractor, price_cents=11_000)
     assert (escrow.total_cents, escrow.price_cents, escrow.commission_cents) == (TOTAL, 11_000, 1_100)
     submitted(escrow)
@@ -87,7 +94,7 @@ def held(customer, contractor, gateway):  # noqa: F811
 
 
 @pytest.fixture
-def released(customer, contractor, gateway):  # noqa: F811
+def released(customer, contractor, gateway):
     escrow = EscrowFactory(state="released", customer=customer, contractor=contractor, price_cents=11_000)
     completed(escrow)
     return escrow
@@ -131,7 +138,7 @@ def test_dispute_after_payout_hold_refused(released, customer):
     assert row_counts() == before and row(released) == escrow_row and row(task) == task_row
 
 
-def test_dispute_after_payout_made_refused(customer, contractor, gateway):  # noqa: F811
+def test_dispute_after_payout_made_refused(customer, contractor, gateway):
     escrow = EscrowFactory(state="paid_out", customer=customer, contractor=contractor, price_cents=11_000)
     task = completed(escrow)
     before, escrow_row = row_counts(), row(escrow)
@@ -144,7 +151,7 @@ def test_dispute_after_payout_made_refused(customer, contractor, gateway):  # no
 # --- outcomes on held money ------------------------------------------------------------
 
 
-def test_accepted_full_refund_returns_everything(held, customer, contractor, gateway):  # noqa: F811
+def test_accepted_full_refund_returns_everything(held, customer, contractor, gateway):
     dispute = open_on(held, customer)
     proposal = disputes.dispute_propose(dispute, by=contractor, kind="full_refund")
     assert (proposal.contractor_cents, proposal.refund_cents) == (0, TOTAL)
@@ -211,7 +218,7 @@ def test_admin_split_with_odd_cents(held, customer, contractor):
     assert_balanced(held)
 
 
-def test_admin_refund_and_release_decisions(customer, contractor, gateway):  # noqa: F811
+def test_admin_refund_and_release_decisions(customer, contractor, gateway):
     refund_escrow = EscrowFactory(state="held", customer=customer, contractor=contractor, price_cents=11_000)
     submitted(refund_escrow)
     dispute = open_on(refund_escrow, customer)
