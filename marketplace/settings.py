@@ -352,17 +352,6 @@ if PHOTO_CHECK_PASS_CONFIDENCE > 1 or PHOTO_CHECK_FAIL_CONFIDENCE > 1:
 # street address was geocoded) sends the photos to review.
 PHOTO_CHECK_MAX_DISTANCE_KM = env_int("PHOTO_CHECK_MAX_DISTANCE_KM", 5, minimum=1)
 
-# --- API -------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: DRF answers 401 (with WWW-Authenticate) only when the
-        # first class has an authenticate header; Session first turns every
-        # missing or bad credential into 403.
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
 # --- Reputation (reputation/scoring.py has the trust score's weights) ---------
 # Bayesian rating: the platform mean counts as this many reviews for everyone.
 REPUTATION_PRIOR_WEIGHT = env_int("REPUTATION_PRIOR_WEIGHT", 5, minimum=0)
@@ -386,6 +375,17 @@ CELERY_BEAT_SCHEDULE["reputation.sweep_disputes"] = {
     "options": {"expires": 55},
 }
 
+# --- API -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: DRF answers 401 (with WWW-Authenticate) only when the
+        # first class has an authenticate header; Session first turns every
+        # missing or bad credential into 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
