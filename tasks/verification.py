@@ -316,7 +316,12 @@ def photo_check_run(*, proof_id: int, final_attempt: bool = True, judge: Any = _
         judge = ai.photo_judge()
     answer: ai.AIAnswer | None = None
     error: ai.AICheckError | None = None
-    if judge is not None:
+    # The bound is per check, not per Celery chain: a proof queued twice
+    # (a redelivery, a manual re-run) still gets at most this many AI calls.
+    attempts_left = settings.PHOTO_CHECK_AI_ATTEMPTS - check.attempts
+    if judge is not None and attempts_left <= 0:
+        error = ai.AICheckError("No usable AI verdict within the allowed attempts.", retryable=False)
+    elif judge is not None:
         task = proof.task
         try:
             answer = judge.judge(
@@ -337,8 +342,10 @@ def photo_check_run(*, proof_id: int, final_attempt: bool = True, judge: Any = _
         _store_hashes(findings)
         check.local_findings = findings
         check.has_duplicate = DUPLICATE_OTHER_TASK in findings["problems"] or DUPLICATE_SAME_TASK in findings["problems"]
-        if judge is not None:
+        if judge is not None and attempts_left > 0:
             _record_attempt(check, answer=answer, error=error)
+        if check.attempts >= settings.PHOTO_CHECK_AI_ATTEMPTS:
+            final_attempt = True
         if error is not None and error.retryable and not final_attempt:
             check.save()
             return RunOutcome(check, retry=True)

@@ -19,7 +19,9 @@ BACKOFF_CAP_SECONDS = 600
 
 
 def backoff_seconds(retries: int) -> float:
-    delay = min(BACKOFF_BASE_SECONDS * BACKOFF_FACTOR**retries, BACKOFF_CAP_SECONDS)
+    # PHOTO_CHECK_RETRY_BASE_SECONDS exists for tests with a real worker.
+    base = getattr(settings, "PHOTO_CHECK_RETRY_BASE_SECONDS", BACKOFF_BASE_SECONDS)
+    delay = min(base * BACKOFF_FACTOR**retries, BACKOFF_CAP_SECONDS)
     return delay * random.uniform(0.8, 1.2)
 
 
