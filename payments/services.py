@@ -657,9 +657,10 @@ def _freeze_count(escrow: Escrow, mark: str) -> int:
 
 @transaction.atomic
 def escrow_freeze(escrow: Escrow, *, reason: str = "", by: User | None = None) -> Escrow:
-    """A chargeback (``charge.dispute.created``): the escrow's money on the
-    platform moves to the chargebacks account, its payout stops, and staff
-    are alerted. Idempotent (a frozen escrow stays as it is)."""
+    """A chargeback (``charge.dispute.created``) or an opened dispute: the
+    escrow's money on the platform moves to the chargebacks account (on
+    hold), its payout stops, and staff are alerted. Idempotent (a frozen
+    escrow stays as it is). System or staff."""
     _require_system_or_staff(by)
     task, escrow = _lock(escrow)
     if escrow.status == ES.FROZEN:
@@ -686,9 +687,9 @@ def escrow_freeze(escrow: Escrow, *, reason: str = "", by: User | None = None) -
     for admin in User.objects.filter(is_staff=True, is_active=True):
         _notify(
             admin,
-            title=_("Chargeback: money frozen"),
-            body=_("A chargeback was opened on “%(task)s”. Its money is frozen until staff decide.")
-            % {"task": task.title},
+            title=_("Dispute: money frozen") if reason.startswith("dispute") else _("Chargeback: money frozen"),
+            body=_("The money for “%(task)s” is frozen until staff decide (%(reason)s).")
+            % {"task": task.title, "reason": reason or _("chargeback")},
             task=task,
             dedupe_key=f"chargeback:{escrow.public_id}:{n}",
         )
@@ -696,11 +697,11 @@ def escrow_freeze(escrow: Escrow, *, reason: str = "", by: User | None = None) -
 
 
 @transaction.atomic
-def escrow_unfreeze(escrow: Escrow, *, by: User, reason: str = "") -> Escrow:
-    """Staff: the chargeback was won (or withdrawn); the money goes back where
-    it was before the freeze and the escrow to its earlier status."""
-    if by is not None and not by.is_staff:  # staff, or the system settling a dispute (reputation.disputes)
-        raise PermissionDenied(_("Only BittieTasks staff can move this money."), code="not_staff")
+def escrow_unfreeze(escrow: Escrow, *, by: User | None, reason: str = "") -> Escrow:
+    """Staff, or the system settling an agreed dispute (reputation.disputes):
+    the chargeback was won or withdrawn, or the dispute is settled; the money
+    goes back where it was before the freeze, the escrow to its earlier status."""
+    _require_system_or_staff(by)
     _task, escrow = _lock(escrow)
     if escrow.status != ES.FROZEN:
         raise Conflict(_("This payment is not frozen."), code="escrow_state")

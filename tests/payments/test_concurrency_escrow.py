@@ -228,3 +228,17 @@ def test_randomized_operations_from_16_workers_have_no_double_effects(monkeypatc
 
 
 OPS = ["accept", "accept", "double_accept", "fund", "fund", "replay_fund", "release", "refund", "split"]
+
+
+def test_two_payout_sweeps_at_once_transfer_once(gateway):
+    from tests.payments.factories import payouts_enabled
+
+    escrow = EscrowFactory(state="released")
+    payouts_enabled(escrow.contractor)
+    later = Payout.objects.get(escrow=escrow).available_at + __import__("datetime").timedelta(seconds=1)
+    race(lambda: services.payout_sweep(now=later), lambda: services.payout_sweep(now=later))
+    payout = Payout.objects.get(escrow=escrow)
+    assert payout.status == "paid"
+    assert gateway.effects("create_transfer") == 1
+    assert LedgerTransaction.objects.filter(escrow=escrow, kind="payout").count() == 1
+    assert_escrow_invariants(escrow)
