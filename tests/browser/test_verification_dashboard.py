@@ -78,6 +78,7 @@ def test_reviewer_approves_an_id_and_passes_a_photo_verdict(browser, browser_con
     selfie = page.get_by_role("img", name="Selfie sent by Bob Builder")
     expect(document).to_be_visible()
     expect(selfie).to_be_visible()
+    page.wait_for_load_state("load")  # images finished loading (or failing) before we look at them
     for image in (document, selfie):
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")
     # No reason: the browser stays on the screen with the error.
@@ -94,6 +95,7 @@ def test_reviewer_approves_an_id_and_passes_a_photo_verdict(browser, browser_con
     page.locator("#queue-duplicates").get_by_role("link", name="Replace the bathroom tap").click()
     expect(page.get_by_role("heading", name="Duplicates found")).to_be_visible()
     expect(page.locator("#ai-verdict")).to_contain_text('"confidence": 0.41')
+    page.wait_for_load_state("load")
     for name in ("Before photo 1", "Proof photo 1", "Earlier photo it matched"):
         image = page.get_by_role("img", name=name).first
         expect(image).to_be_visible()
