@@ -1041,11 +1041,11 @@ def task_open_dispute(task: Task, *, by: User) -> Task:
     """A party disputes the task. Called by ``reputation.disputes.dispute_open``
     inside its transaction; locks the task row.
 
-    Submitted work: the task becomes ``disputed`` (``state.check(task,
+    Submitted work, or completed work inside the payout hold (the caller
+    checks the hold): the task becomes ``disputed`` (``state.check(task,
     "dispute")``), so neither approval nor the auto-approval sweep can
-    complete it. Completed work (inside the payout hold): the status stays
-    ``completed`` (the table has no completed -> disputed move and the work was
-    approved); the timeline records the dispute. Anything else: IllegalTransition.
+    complete it and everyone sees it is contested. Anything else:
+    IllegalTransition.
     """
     task = _lock(task)
     if by.pk not in (task.customer_id, task.contractor_id):
@@ -1053,9 +1053,6 @@ def task_open_dispute(task: Task, *, by: User) -> Task:
             _("Only the customer or the assigned contractor can dispute this task."), code="not_task_party"
         )
     previous = task.status
-    if previous == S.COMPLETED:
-        _event(task, E.DISPUTED, by, from_status=previous, to_status=previous)
-        return task
     target = check(task, "dispute")
     if previous not in DISPUTABLE:
         raise IllegalTransition(
@@ -1074,18 +1071,15 @@ def task_resolve_dispute(task: Task, *, outcome: str, by: User | None = None) ->
     "split" or "refund"). Called by ``reputation.disputes`` inside its
     transaction, which moves the money itself: no payment hook runs here.
 
-    A disputed task is completed (release, split) or cancelled (full refund);
-    a task disputed after completion stays completed. The timeline gets the
-    outcome either way.
+    A disputed task is completed (release, split) or cancelled (full refund),
+    whether it was disputed on submission or after approval. The timeline gets
+    the outcome either way.
     """
     if outcome not in ("release", "split", "refund"):
         raise ValueError(f"unknown dispute outcome {outcome!r}")
     task = _lock(task)
     now = timezone.now()
     previous = task.status
-    if previous == S.COMPLETED:
-        _event(task, E.DISPUTED, by, from_status=previous, to_status=previous, resolved=outcome)
-        return task
     if outcome == "refund":
         target = check(task, "resolve_dispute_cancelled")
         task.status = target
@@ -1097,7 +1091,7 @@ def task_resolve_dispute(task: Task, *, outcome: str, by: User | None = None) ->
         return task
     target = check(task, "resolve_dispute_completed")
     task.status = target
-    task.completed_at = now
+    task.completed_at = task.completed_at or now  # approved work keeps its approval time
     task.save(update_fields=["status", "completed_at", "updated_at"])
     pending = _pending_proof(task)
     if pending is not None:

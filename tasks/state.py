@@ -36,9 +36,10 @@ TRANSITIONS: dict[str, Transition] = {
     "approve": Transition(frozenset({S.SUBMITTED}), S.COMPLETED),
     "auto_approve": Transition(frozenset({S.SUBMITTED}), S.COMPLETED),
     "cancel": Transition(frozenset({S.DRAFT, S.OPEN, S.ASSIGNED, S.IN_PROGRESS}), S.CANCELLED),
-    # Disputes are built with reputation (issue: reviews, disputes); the
-    # transitions are here so the table is whole.
-    "dispute": Transition(frozenset({S.IN_PROGRESS, S.SUBMITTED}), S.DISPUTED),
+    # reputation.disputes: on submitted work, or on approved work while the
+    # payout hold runs (reputation checks the hold); settled back to completed
+    # (release, split) or cancelled (full refund).
+    "dispute": Transition(frozenset({S.SUBMITTED, S.COMPLETED}), S.DISPUTED),
     "resolve_dispute_completed": Transition(frozenset({S.DISPUTED}), S.COMPLETED),
     "resolve_dispute_cancelled": Transition(frozenset({S.DISPUTED}), S.CANCELLED),
 }

@@ -239,8 +239,8 @@ def test_refund_after_approval_cancels_the_payout(released, customer, contractor
     disputes.dispute_decide(dispute, by=mediator(), outcome="refund", reason=REASON)
     assert holdings(released) == {"customer_funds_in": -TOTAL, "refunds_out": TOTAL}
     assert Payout.objects.get(escrow=released).status == "cancelled"
-    # The task was approved; it stays completed, the timeline says how it ended.
-    assert Task.objects.get(pk=released.task_id).status == "completed"
+    # Approved, then refunded in full by the dispute: the booking ends cancelled.
+    assert Task.objects.get(pk=released.task_id).status == "cancelled"
     assert_balanced(released)
 
 

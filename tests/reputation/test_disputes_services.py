@@ -106,15 +106,15 @@ def test_only_submitted_or_completed_work_can_be_disputed(customer, contractor, 
     assert row_counts() == before and row(task) == task_row
 
 
-def test_completed_task_inside_hold_can_be_disputed_and_stays_completed(customer, contractor):
+def test_completed_task_inside_hold_can_be_disputed_and_shows_as_disputed(customer, contractor):
     task = submitted_task(customer, contractor)
     Task.objects.filter(pk=task.pk).update(status="completed", completed_at=timezone.now() - dt.timedelta(hours=71))
     dispute = disputes.dispute_open(task, by=customer, reason="damage", text=TEXT)
     task.refresh_from_db()
     assert dispute.task_status_at_open == "completed"
-    assert task.status == Task.Status.COMPLETED
+    assert task.status == Task.Status.DISPUTED
     assert list(TaskEvent.objects.filter(task=task).values_list("kind", "from_status", "to_status")) == [
-        ("disputed", "completed", "completed")
+        ("disputed", "completed", "disputed")
     ]
 
 
