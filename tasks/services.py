@@ -32,7 +32,7 @@ from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -49,6 +49,7 @@ from .models import (
     Category,
     CheckIn,
     Offer,
+    PhotoCheck,
     ProofSubmission,
     Task,
     TaskEvent,
@@ -969,12 +970,17 @@ def task_sweep_deadlines(*, now: dt.datetime | None = None, limit: int = 500) ->
     ``skip_locked``: two sweepers running at once split the work instead of
     doing it twice, and a task a customer is approving right now is left for
     the next run. Idempotent: what was sent or approved is recorded on the row.
+
+    Auto-approval waits while the photo check of the pending proof failed or
+    needs a person's look (issue 6): money is never released on photos the
+    check doubts until staff clear them; the customer can still approve.
     """
     now = now or timezone.now()
     due = (
         Task.objects.filter(status=S.SUBMITTED)
+        .annotate(photos_in_question=_photos_in_question())
         .filter(
-            Q(auto_approve_at__lte=now)
+            Q(auto_approve_at__lte=now, photos_in_question=False)
             | Q(reminder_24h_sent_at__isnull=True, submitted_at__lte=now - REMINDER_1_AFTER)
             | Q(reminder_48h_sent_at__isnull=True, submitted_at__lte=now - REMINDER_2_AFTER)
         )
@@ -994,12 +1000,29 @@ def task_sweep_deadlines(*, now: dt.datetime | None = None, limit: int = 500) ->
     return counts
 
 
+DOUBTED_CHECKS = (PhotoCheck.Status.FAIL, PhotoCheck.Status.NEEDS_REVIEW)
+
+
+def _photos_in_question():
+    return Exists(
+        PhotoCheck.objects.filter(
+            proof__task=OuterRef("pk"), proof__decision=ProofSubmission.Decision.PENDING, status__in=DOUBTED_CHECKS
+        )
+    )
+
+
+def _photos_doubted(task: Task) -> bool:
+    return PhotoCheck.objects.filter(
+        proof__task=task, proof__decision=ProofSubmission.Decision.PENDING, status__in=DOUBTED_CHECKS
+    ).exists()
+
+
 @transaction.atomic
 def _sweep_one(pk: int, now: dt.datetime) -> str | None:
     task = Task.objects.select_for_update(skip_locked=True).filter(pk=pk, status=S.SUBMITTED).first()
     if task is None:  # another sweeper or a customer holds it, or it moved on
         return None
-    if task.auto_approve_at is not None and task.auto_approve_at <= now:
+    if task.auto_approve_at is not None and task.auto_approve_at <= now and not _photos_doubted(task):
         proof = _complete(task, action="auto_approve", now=now, decision=ProofSubmission.Decision.AUTO_APPROVED)
         _event(
             task,

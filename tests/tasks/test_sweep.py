@@ -222,3 +222,28 @@ def test_two_sweepers_at_once_act_once(customer, contractor, mailoutbox, monkeyp
     assert TaskEvent.objects.filter(kind="auto_approved").count() == 4
     assert all(t.status == S.COMPLETED for t in Task.objects.filter(pk__in=[t.pk for t in tasks]))
     assert len(mailoutbox) == 8  # customer and contractor, once per task
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("verdict", ["fail", "needs_review"])
+def test_auto_approval_waits_while_the_photo_check_doubts_the_proof(
+    verdict, customer, contractor, django_capture_on_commit_callbacks, completed_hook
+):
+    from tasks.models import PhotoCheck
+
+    task = submitted_at(customer, contractor)
+    check = PhotoCheck.objects.create(proof=task.proofs.get(), status=verdict)
+    after = T0 + dt.timedelta(hours=80)
+
+    counts = sweep(after, django_capture_on_commit_callbacks)
+
+    task.refresh_from_db()
+    assert task.status == S.SUBMITTED
+    assert counts["auto_approved"] == 0
+    assert completed_hook == []
+    # Staff clear the photos: the next sweep approves the overdue work.
+    PhotoCheck.objects.filter(pk=check.pk).update(status="pass")
+    assert sweep(after, django_capture_on_commit_callbacks)["auto_approved"] == 1
+    task.refresh_from_db()
+    assert task.status == S.COMPLETED
+    assert completed_hook == [task.pk]
