@@ -15,6 +15,8 @@ import uuid
 from typing import Any
 
 from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -26,7 +28,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import CappedPagination
-from core.errors import ApplicationError, NotFound, PermissionDenied
+from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from payments import pages as payment_pages
+from payments import services as payment_services
+from payments.gateway import get_gateway
 
 from . import photos as task_photos
 from . import selectors, services
@@ -498,20 +503,43 @@ class OfferDeclineView(TasksAPIView):
         return Response(offer_data(offer, request))
 
 
+class CheckoutEscrowSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    price_cents = serializers.IntegerField()
+    service_fee_cents = serializers.IntegerField()
+    total_cents = serializers.IntegerField()
+    checkout_expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class CheckoutStartedSerializer(serializers.Serializer):
+    checkout_url = serializers.URLField()
+    escrow = CheckoutEscrowSerializer()
+    client_secret = serializers.CharField()
+
+
 class OfferAcceptView(TasksAPIView):
-    serializer_class = TaskDetailSerializer
+    serializer_class = CheckoutStartedSerializer
 
     @extend_schema(
         operation_id="offers_accept",
         parameters=[OFFER_ID],
         request=None,
-        responses={200: TaskDetailSerializer, **_errors(401, 403, 404, 409)},
-        description="The customer accepts an offer: the task is assigned and the other offers declined. "
-        "409 `already_booked` if someone else got the task first.",
+        responses={202: CheckoutStartedSerializer, **_errors(401, 403, 404, 409)},
+        description="The customer accepts an offer: a checkout starts (price + service fee, held until the "
+        "customer approves). Pay at `checkout_url` (or confirm the PaymentIntent with `client_secret` and "
+        "Stripe.js); the task is assigned when the payment succeeds. Accepting again while the checkout is "
+        "open returns the same one. 409 `already_booked` if someone else got the task first.",
     )
     def post(self, request: Request, offer_id: uuid.UUID) -> Response:
-        task = services.offer_accept(get_offer(request, offer_id), by=request.user)
-        return task_response(request, task)
+        escrow = payment_services.checkout_start(get_offer(request, offer_id), by=request.user)
+        body = {
+            "checkout_url": request.build_absolute_uri(reverse("payments:checkout", args=[escrow.public_id])),
+            "escrow": payment_pages.escrow_summary(escrow),
+            "client_secret": get_gateway().retrieve_payment_intent(escrow.payment_intent_id).client_secret,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 # --- Doing the work ----------------------------------------------------------
@@ -525,14 +553,26 @@ class TaskInstantBookView(TasksAPIView):
         parameters=[TASK_ID],
         request=InstantBookSerializer,
         responses={200: TaskDetailSerializer, **_errors(400, 401, 403, 404, 409)},
-        description="A contractor books a task that allows it, at the posted price. "
-        "409 `already_booked` if someone else got it first.",
+        description="A contractor books a task that allows it, at the posted price: the customer's saved card "
+        "is charged (held until they approve) and the task is assigned. 409 `already_booked` if someone else "
+        "got it first, `no_saved_card` if the customer saved no card (make an offer instead), "
+        "`card_declined` if the charge failed.",
     )
     def post(self, request: Request, task_id: uuid.UUID) -> Response:
         task = get_task(request, task_id)
         serializer = InstantBookSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.task_instant_book(task, by=request.user, proposed_start=serializer.validated_data.get("proposed_start"))
+        start = serializer.validated_data.get("proposed_start")
+        # Checked before the customer's card is charged (task_instant_book
+        # checks it again, but only after the payment went through).
+        if start is not None and not timezone.now() < start <= timezone.now() + services.MAX_AHEAD:
+            raise ApplicationError(
+                _("Propose a start time in the future, within a year."),
+                fields={"proposed_start": [_("Propose a start time in the future, within a year.")]},
+            )
+        escrow = payment_services.instant_book_start(task, by=request.user, proposed_start=start)
+        if escrow.status != escrow.Status.HELD:
+            raise Conflict(_("The payment did not go through, so the job is not booked."), code="payment_failed")
         return task_response(request, task)
 
 

@@ -13,7 +13,9 @@ deletable (tasks protect their customer) so an admin can remove and re-seed
 her. The emails these steps would send are not sent: the console backend of
 ``make run`` would bury the demo logins under sixty messages.
 
-Photos are drawn with Pillow here (no files from the internet).
+Photos are drawn with Pillow here (no files from the internet). Bookings are
+paid through the simulated gateway with its test card (escrow, ledger and, for
+finished jobs, the release and pending payout are real).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
+from payments import accounts as payment_accounts
+from payments import services as payment_services
+from payments.gateway import get_gateway
+from payments.models import SavedPaymentMethod
 
 from . import services
 from .models import Category, Offer, Task
@@ -314,9 +320,11 @@ def _create_task(spec: DemoTask, people: dict[str, User], category: Category) ->
     # A customer cancels while the task is open; a contractor only once hired.
     if spec.status != S.CANCELLED or spec.cancelled_by != spec.customer:
         if spec.instant_booker:
-            task = services.task_instant_book(task, by=people[spec.instant_booker], proposed_start=_at(2, 9))
+            _demo_card(customer)
+            payment_services.instant_book_start(task, by=people[spec.instant_booker], proposed_start=_at(2, 9))
         else:
-            task = services.offer_accept(offers[0], by=customer)
+            _demo_pay(payment_services.checkout_start(offers[0], by=customer))
+        task.refresh_from_db()
     if spec.status in (S.IN_PROGRESS, S.SUBMITTED, S.COMPLETED):
         contractor = task.contractor
         # Checked in from the street outside (about 30 m off the ZIP point).
@@ -346,6 +354,27 @@ def _create_task(spec: DemoTask, people: dict[str, User], category: Category) ->
     if task.status != spec.status:  # a services change the demo didn't expect: say so loudly
         raise RuntimeError(f"Demo task {spec.title!r} ended {task.status}, not {spec.status}")
     return task
+
+
+DEMO_CARD = "4242424242424242"  # the simulated gateway's test card that succeeds
+
+
+def _demo_card(customer: User) -> None:
+    """The customer's saved card for instant booking, through the gateway's set-up flow."""
+    if not SavedPaymentMethod.objects.filter(user=customer).exists():
+        payment_accounts.payment_method_save(customer, card_number=DEMO_CARD)
+
+
+def _demo_pay(escrow) -> None:
+    """Pay a checkout with the test card through the simulated gateway, as the
+    checkout page does. The gateway's signed ``payment_intent.succeeded``
+    webhook is stored now but handled after this task's transaction commits;
+    the demo needs the booking inside it, so it does what that handler does
+    (``escrow_funded``, idempotent: the webhook then finds it done)."""
+    result = get_gateway().confirm(escrow.payment_intent_id, DEMO_CARD)
+    payment_services.escrow_funded(
+        escrow, payment_intent_id=result.id, charge_id=result.charge_id or "", amount_cents=result.amount_cents
+    )
 
 
 def seed(stdout: TextIO) -> list[Task]:

@@ -23,9 +23,11 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors as account_selectors
-from core.errors import ApplicationError, NotFound
+from core.errors import ApplicationError, Conflict, NotFound
 from core.geo import distance_km
 from core.pagination import CappedPaginator
+from payments import pages as payment_pages
+from payments import services as payment_services
 
 from . import selectors, services
 from .forms import (
@@ -226,6 +228,7 @@ def _render_detail(request: HttpRequest, task: Task, *, status: int = 200, error
         "checkin_form": _or(forms.get("checkin_form"), CheckInForm),
         "proof_form": _or(forms.get("proof_form"), ProofForm),
         "decline_error_offer": forms.get("decline_error_offer"),
+        "money": payment_pages.task_money(task, user),
     }
     if forms.get("decline_form") is not None:
         for card in context["offers"]:
@@ -305,6 +308,10 @@ def create(request: HttpRequest) -> HttpResponse:
         else:
             if task.status == Task.Status.OPEN:
                 messages.success(request, _("Your task is posted. Nearby pros can now make offers."))
+                if task.instant_book and payment_pages.saved_card(user) is None:
+                    # Instant booking charges a saved card: ask for one now.
+                    messages.info(request, _("Save a card so pros can book this task instantly."))
+                    return redirect(f"{reverse('payments:card')}?next={_detail_url(task)}")
             else:
                 messages.success(request, _("Draft saved. Only you can see it until you post it."))
             return redirect(_detail_url(task))
@@ -417,15 +424,17 @@ def offer_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
 @login_required
 @require_POST
 def offer_accept(request: HttpRequest, public_id: UUID, offer_id: UUID) -> HttpResponse:
+    """Accepting starts the checkout: the customer pays (held until they
+    approve) and the payment's webhook books the task."""
     task = _task_for(request, public_id)
     offer = _offer_on(task, offer_id)
-    return _act(
-        request,
-        task,
-        lambda data: services.offer_accept(offer, by=request.user),
-        _("You booked %(name)s. They can now see the address and will check in when they arrive.")
-        % {"name": offer.contractor.get_full_name()},
-    )
+    try:
+        escrow = payment_services.checkout_start(offer, by=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        return _render_detail(request, _task_for(request, public_id), status=exc.status_code, error=exc.message)
+    return redirect("payments:checkout", escrow_id=escrow.public_id)
 
 
 @login_required
@@ -458,12 +467,20 @@ def offer_withdraw(request: HttpRequest, public_id: UUID, offer_id: UUID) -> Htt
 @login_required
 @require_POST
 def instant_book(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """Instant booking charges the customer's saved card (held until they
+    approve); the payment books the task."""
     task = _task_for(request, public_id)
     form = InstantBookForm(request.POST, prefix="book")
+
+    def book(data):
+        escrow = payment_services.instant_book_start(task, by=request.user, proposed_start=data["proposed_start"])
+        if escrow.status != escrow.Status.HELD:
+            raise Conflict(_("The payment did not go through, so the job is not booked."), code="payment_failed")
+
     return _act(
         request,
         task,
-        lambda data: services.task_instant_book(task, by=request.user, proposed_start=data["proposed_start"]),
+        book,
         _("You booked this job. The address is below; check in when you arrive."),
         form=form,
         form_name="instant_form",
