@@ -18,6 +18,7 @@ from messaging.models import Notification, NotificationPreference
 from messaging.sms import ConsoleSMS
 from messaging.tasks import notify_jobs_starting
 from tasks import services as task_services
+from tests.payments.helpers import fund
 from tests.tasks.factories import OfferFactory, TaskFactory
 
 Kind = Notification.Kind
@@ -77,12 +78,9 @@ def test_a_refused_offer_notifies_nobody(task, customer, django_capture_on_commi
     assert mail.outbox == []
 
 
-def test_accepting_tells_the_winner_and_the_other_bidders(
-    task, offer, contractor, customer, other_contractor, django_capture_on_commit_callbacks
-):
+def test_accepting_tells_the_winner_and_the_other_bidders(task, offer, contractor, customer, other_contractor):
     OfferFactory(task=task, contractor=other_contractor)
-    with django_capture_on_commit_callbacks(execute=True):
-        task_services.offer_accept(offer, by=customer)
+    fund(offer)  # the customer accepts and pays; the payment books the task (commits run there)
 
     assert kinds_for(contractor) == ["offer_accepted"]
     assert kinds_for(other_contractor) == ["offer_declined"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from payments.models import Escrow
 from tasks.models import Offer, Task
+from tests.payments.helpers import fund, pay, save_card
 from tests.tasks.api_support import error, in_days, make_contractor, row, snapshot
 from tests.tasks.factories import OfferFactory, TaskFactory
 
@@ -190,8 +192,26 @@ def test_customer_accepts_an_offer_and_the_others_are_declined(task, customer, c
     chosen = OfferFactory(task=task, contractor=contractor, price_cents=11_000)
     other = OfferFactory(task=task, contractor=rival, price_cents=9_000)
     response = api_as(customer).post(offer_url(chosen, "accept"))
-    assert response.status_code == 200, response.content
+    # Accepting starts the checkout: nothing is booked until the payment succeeds.
+    assert response.status_code == 202, response.content
     body = response.json()
+    escrow = Escrow.objects.get(offer=chosen)
+    assert body["checkout_url"] == f"http://testserver/payments/checkout/{escrow.public_id}/"
+    assert body["escrow"]["id"] == str(escrow.public_id)
+    assert (body["escrow"]["status"], body["escrow"]["price_cents"], body["escrow"]["service_fee_cents"]) == (
+        "unfunded",
+        11_000,
+        550,
+    )
+    assert body["escrow"]["total_cents"] == 11_550
+    assert body["client_secret"].startswith(escrow.payment_intent_id + "_secret_")
+    assert Task.objects.get(pk=task.pk).status == "open" and row(chosen)["status"] == "pending"
+    # Accepting again while that checkout is open returns the same one.
+    again = api_as(customer).post(offer_url(chosen, "accept")).json()
+    assert again["escrow"]["id"] == str(escrow.public_id)
+
+    pay(escrow)
+    body = api_as(customer).get(f"/api/v1/tasks/{task.public_id}").json()
     assert body["status"] == "assigned"
     assert body["agreed_price_cents"] == 11_000
     assert body["contractor"]["name"] == "Bob"
@@ -208,13 +228,14 @@ def test_customer_accepts_an_offer_and_the_others_are_declined(task, customer, c
 def test_accepting_after_someone_else_booked_answers_already_booked(task, customer, contractor, rival, api_as):
     first = OfferFactory(task=task, contractor=contractor)
     second = OfferFactory(task=task, contractor=rival)
-    assert api_as(customer).post(offer_url(first, "accept")).status_code == 200
+    fund(first)
+    assert Task.objects.get(pk=task.pk).status == "assigned"
     before = snapshot()
     response = api_as(customer).post(offer_url(second, "accept"))
     assert response.status_code == 409
     body = error(response)
     assert body["code"] == "already_booked"
-    assert body["message"] == "This task has already been booked."
+    assert body["message"] == "This task is no longer open for booking."
     assert snapshot() == before
 
 
@@ -233,8 +254,11 @@ def test_accepting_on_a_cancelled_task_is_an_illegal_transition(customer, contra
     before = snapshot()
     response = api_as(customer).post(offer_url(offer, "accept"))
     assert response.status_code == 409
-    assert error(response)["code"] == "illegal_transition"
+    # Refused by the checkout, before any payment starts.
+    assert error(response)["code"] == "already_booked"
+    assert error(response)["message"] == "This task is no longer open for booking."
     assert snapshot() == before
+    assert not Escrow.objects.exists()
 
 
 def test_unknown_offer_is_404(customer, api_as):
@@ -245,18 +269,34 @@ def test_unknown_offer_is_404(customer, api_as):
 
 def test_contractor_books_instantly_at_the_posted_price(customer, contractor, api_as):
     task = TaskFactory(customer=customer, instant_book=True, budget_cents=15_000)
+    save_card(customer)
     response = api_as(contractor).post(
         f"/api/v1/tasks/{task.public_id}/instant-book", {"proposed_start": in_days(1)}, format="json"
     )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "assigned" and body["agreed_price_cents"] == 15_000
-    offer = Offer.objects.get(task=task)
-    assert offer.is_instant and offer.status == "accepted" and offer.contractor == contractor
+    offer = Offer.objects.get(task=task, status="accepted")
+    assert offer.is_instant and offer.contractor == contractor
+    # The customer's saved card paid the price plus the service fee; it is held.
+    escrow = Escrow.objects.get(task=task)
+    assert (escrow.status, escrow.offer, escrow.total_cents) == ("held", offer, 15_750)
+
+
+def test_instant_booking_without_a_saved_card_says_make_an_offer(customer, contractor, api_as):
+    task = TaskFactory(customer=customer, instant_book=True)
+    before = snapshot()
+    response = api_as(contractor).post(f"/api/v1/tasks/{task.public_id}/instant-book")
+    assert response.status_code == 409
+    assert error(response)["code"] == "no_saved_card"
+    assert "Make an offer instead" in error(response)["message"]
+    assert snapshot() == before
+    assert not Escrow.objects.exists()
 
 
 def test_second_instant_booking_answers_already_booked(customer, contractor, rival, api_as):
     task = TaskFactory(customer=customer, instant_book=True)
+    save_card(customer)
     assert api_as(contractor).post(f"/api/v1/tasks/{task.public_id}/instant-book").status_code == 200
     before = snapshot()
     # Rita never offered, so the booked task is now hidden from her: 404, not a leak.
@@ -278,11 +318,13 @@ def test_second_instant_booking_answers_already_booked(customer, contractor, riv
 )
 def test_bad_instant_booking_is_refused(customer, contractor, api_as, payload, field):
     task = TaskFactory(customer=customer, instant_book=True)
+    save_card(customer)
     before = snapshot()
     response = api_as(contractor).post(f"/api/v1/tasks/{task.public_id}/instant-book", payload, format="json")
     assert response.status_code == 400
     assert field in error(response)["fields"]
     assert snapshot() == before
+    assert not Escrow.objects.exists()  # refused before the card was charged
 
 
 def test_instant_booking_a_task_that_does_not_allow_it(task, contractor, api_as):

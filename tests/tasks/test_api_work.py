@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from payments.models import Escrow
 from tasks.models import CheckIn, Task, TaskPhoto
+from tests.payments.helpers import pay
 from tests.tasks.api_support import error, in_days, jpeg, make_contractor, not_an_image, snapshot
 from tests.tasks.factories import TaskFactory
 
@@ -228,7 +230,8 @@ def test_the_whole_loop_leaves_a_timeline(customer, contractor, api_as):
     assert created.status_code == 201, created.content
     task = Task.objects.get(public_id=created.json()["id"])
     offer = worker.post(url(task, "offers"), {"price_cents": 11_500}, format="json").json()
-    assert poster.post(f"/api/v1/offers/{offer['id']}/accept").status_code == 200
+    assert poster.post(f"/api/v1/offers/{offer['id']}/accept").status_code == 202  # checkout started
+    pay(Escrow.objects.get(offer__public_id=offer["id"]))  # the payment books the task
     assert worker.post(url(task, "check-in")).status_code == 200
     assert submit_proof(worker, task, photos=1).status_code == 201
     assert poster.post(url(task, "approve")).status_code == 200

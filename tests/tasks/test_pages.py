@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from tasks.models import CheckIn, Offer, ProofSubmission, Task, TaskEvent
 from tests.factories import CategoryFactory
+from tests.payments.helpers import SUCCESS, save_card
 from tests.tasks.factories import OfferFactory, TaskFactory
 from tests.tasks.pages_support import jpeg, text
 
@@ -222,7 +223,9 @@ def test_contractor_makes_an_offer_and_withdraws_it(client, contractor):
     assert offer.status == "withdrawn"
 
 
-def test_customer_compares_offers_side_by_side_and_accepts_one(client, customer, contractor):
+def test_customer_compares_offers_side_by_side_and_accepts_one(
+    client, customer, contractor, django_capture_on_commit_callbacks
+):
     task = TaskFactory(customer=customer)
     bob = OfferFactory(task=task, contractor=contractor, price_cents=11000)
     other = OfferFactory(task=task, price_cents=9500)
@@ -233,8 +236,18 @@ def test_customer_compares_offers_side_by_side_and_accepts_one(client, customer,
     assert "Bob Builder" in page and "$85.00/hour" in page and "No reviews yet" in page
     assert 'href="/pros/bob-builder/"' in client.get(detail(task)).content.decode()
 
+    # Accept -> the checkout page; paying there books Bob (the payment's webhook).
     response = client.post(url("offer_accept", task, offer_id=bob.public_id))
     assert response.status_code == 302
+    checkout = response["Location"]
+    assert checkout.startswith("/payments/checkout/")
+    assert Task.objects.get(pk=task.pk).status == "open"
+    with django_capture_on_commit_callbacks(execute=True):  # the webhook is handled after the commit
+        response = client.post(checkout, {"card_number": SUCCESS, "expiry": "12/34", "cvc": "123"})
+    assert response.status_code == 302
+    # Back on the checkout page the payment is done: on to the booked task.
+    response = client.get(response["Location"])
+    assert response.status_code == 302 and response["Location"] == detail(task)
     task.refresh_from_db()
     bob.refresh_from_db()
     other.refresh_from_db()
@@ -255,6 +268,7 @@ def test_customer_declines_an_offer(client, customer):
 
 def test_contractor_books_instantly(client, contractor):
     task = TaskFactory(instant_book=True)
+    save_card(task.customer)  # instant booking charges the customer's saved card
     client.force_login(contractor)
     assert "Book now at $120.00" in text(client.get(detail(task)))
     response = client.post(url("instant_book", task), {"book-confirm": "on"})

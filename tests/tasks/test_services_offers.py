@@ -12,6 +12,7 @@ from tasks import services
 from tasks.models import Offer, Task, TaskEvent
 from tasks.state import IllegalTransition
 from tests.factories import ContractorProfileFactory, UserFactory
+from tests.payments.helpers import fund, instant_book
 from tests.tasks._services_support import events, make_contractor, row, row_counts
 from tests.tasks.factories import OfferFactory, TaskFactory
 
@@ -316,12 +317,24 @@ def test_unverified_customer_cannot_accept(customer, contractor):
 def test_accepting_on_a_booked_task_says_already_booked(task, contractor, customer):
     first = services.offer_create(task, by=contractor, price_cents=11_000)
     second = services.offer_create(task, by=make_contractor("late@example.com"), price_cents=10_000)
-    services.offer_accept(first, by=customer)
+    fund(first)  # the customer accepts and pays: the payment's webhook books the task
+    assert row(task)["status"] == S.ASSIGNED
     with pytest.raises(Conflict) as caught:
         services.offer_accept(second, by=customer)
     assert caught.value.code == "already_booked"
     assert caught.value.message == "This task has already been booked."
     assert row(task)["contractor_id"] == contractor.pk
+
+
+def test_accepting_without_a_held_payment_is_refused_and_changes_nothing(task, contractor, customer, mailoutbox):
+    offer = services.offer_create(task, by=contractor, price_cents=11_000)
+    mailoutbox.clear()
+    before, task_row, offer_row = row_counts(), row(task), row(offer)
+    with pytest.raises(Conflict) as caught:
+        services.offer_accept(offer, by=customer)
+    assert caught.value.code == "payment_required"
+    assert (row_counts(), row(task), row(offer)) == (before, task_row, offer_row)
+    assert mailoutbox == []
 
 
 def test_accepting_on_a_cancelled_task_is_an_illegal_transition(customer):
@@ -372,8 +385,9 @@ def test_contractor_books_instantly_at_the_posted_price(
 
 def test_instant_booking_an_hourly_task_agrees_the_rate(customer, contractor):
     hourly = TaskFactory(customer=customer, budget_type="hourly", budget_cents=9_000, estimated_hours=4, instant_book=True)
-    services.task_instant_book(hourly, by=contractor)
+    escrow = instant_book(hourly, contractor)  # the customer's saved card pays the estimate
     assert row(hourly)["agreed_price_cents"] == 9_000
+    assert (escrow.status, escrow.price_cents) == ("held", 36_000)
 
 
 def test_instant_booking_needs_the_customer_to_allow_it(customer, contractor):
@@ -386,7 +400,7 @@ def test_instant_booking_needs_the_customer_to_allow_it(customer, contractor):
 
 
 def test_instant_booking_a_booked_task_says_already_booked(task, contractor):
-    services.task_instant_book(task, by=contractor)
+    instant_book(task, contractor)
     with pytest.raises(Conflict) as caught:
         services.task_instant_book(task, by=make_contractor("second@example.com"))
     assert caught.value.code == "already_booked"
