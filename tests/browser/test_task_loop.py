@@ -1,6 +1,6 @@
 """The marketplace's core loop in real Chromium: a customer posts a task with
-a photo, a contractor finds it and offers, the customer accepts, the
-contractor checks in (with the browser's position) and sends proof with a
+a photo, a contractor finds it and offers, the customer accepts and pays on the
+(simulated) checkout, the contractor checks in (with the browser's position) and sends proof with a
 photo, the customer approves. Two browser contexts, one per person; a
 screenshot of every step at phone width, and the key pages at desktop width."""
 
@@ -14,6 +14,7 @@ from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect
 
+from payments.models import Escrow, Payout
 from tasks.models import CheckIn, Offer, Task
 from tests.browser.conftest import ARTIFACTS, PHONE, shot
 from tests.factories import PASSWORD, CategoryFactory, ContractorProfileFactory, UserFactory
@@ -136,7 +137,17 @@ def test_post_offer_accept_check_in_proof_approve(browser, browser_context_args,
     expect(offers.get_by_role("link", name="Bob Builder")).to_have_attribute("href", "/pros/bob-builder/")
     shot(dana, "task-06-offers")
     dana.get_by_role("button", name="Accept Bob for $110.00").click()
+    # Accepting opens the checkout; the demo gateway's success card pays and books Bob.
+    dana.wait_for_url("**/payments/checkout/**")
+    expect(dana.locator("main")).to_contain_text("$115.50")
+    dana.get_by_label("Card number").fill("4242 4242 4242 4242")
+    dana.get_by_label("Expiry (MM/YY)").fill("12/34")
+    dana.get_by_label("CVC").fill("123")
+    phone_shot(dana, "task-06b-checkout")
+    dana.get_by_role("button", name="Pay $115.50").click()
+    dana.wait_for_url(f"**/tasks/{task.public_id}")
     expect(dana.locator("main")).to_contain_text("You booked Bob Builder.")
+    expect(dana.locator("#money")).to_contain_text("Payment held until you approve")
     expect(dana.locator(".task-head .status")).to_have_text("Assigned")
     expect(dana.locator(".steps [aria-current=step]")).to_have_text("Booked")
     expect(dana.locator("#timeline")).to_contain_text("Offer accepted · Dana Lee")
@@ -181,6 +192,10 @@ def test_post_offer_accept_check_in_proof_approve(browser, browser_context_args,
 
     task.refresh_from_db()
     assert (task.status, task.contractor.email, task.agreed_price_cents) == ("completed", "bob@example.com", 11000)
+    # Approval released the money: Bob's $99.00 share waits out the payout hold.
+    escrow = Escrow.objects.get(task=task)
+    assert (escrow.status, escrow.captured_cents, escrow.released_cents) == ("released", 11550, 11000)
+    assert Payout.objects.get(escrow=escrow).amount_cents == 9900
 
     dana.get_by_role("link", name="My tasks").click()
     dana.get_by_role("link", name="Done").click()
