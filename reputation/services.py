@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from accounts.verification import audit_record
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from matching import hooks as matching_hooks
 from messaging import notifications
 from tasks.models import Task
 
@@ -191,6 +192,7 @@ def _publish(reviews: list[Review], now: dt.datetime) -> None:
         review.published_at = now
         review.save(update_fields=["published_at"])
     for review in reviews:
+        matching_hooks.review_published(review)  # 4+ stars from the customer: a "well reviewed" outcome
         notifications.notify(
             review.reviewee,
             kind=NOTIFY_KIND,

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from matching import hooks as matching_hooks
 from messaging import notifications
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def _task_context(task: Task) -> dict:
 
 def offer_received(offer: Offer) -> None:
     task = offer.task
+    matching_hooks.offer_made(offer)
     _send(
         [task.customer],
         _("New offer on “%(title)s”") % {"title": task.title},
@@ -119,6 +121,7 @@ def offer_received(offer: Offer) -> None:
 
 def offer_accepted(offer: Offer) -> None:
     task = offer.task
+    matching_hooks.offer_accepted(offer)
     _send(
         [offer.contractor],
         _("You got the job: “%(title)s”") % {"title": task.title},
@@ -131,6 +134,12 @@ def offer_accepted(offer: Offer) -> None:
         },
         kind="offer_accepted",
     )
+
+
+def task_published(task: Task) -> None:
+    """A task opened to offers: no email of its own; smart alerts go to the
+    best-matched pros (matching), after commit."""
+    matching_hooks.task_published(task)
 
 
 def task_booked(task: Task, offer: Offer) -> None:
@@ -203,6 +212,7 @@ def approval_reminder(task: Task, *, which: str) -> None:
 
 
 def task_approved(task: Task) -> None:
+    matching_hooks.task_completed(task)
     _send(
         [task.contractor],
         _("“%(title)s” was approved") % {"title": task.title},
@@ -212,6 +222,7 @@ def task_approved(task: Task) -> None:
 
 
 def task_auto_approved(task: Task) -> None:
+    matching_hooks.task_completed(task)
     _send(
         [task.customer, task.contractor],
         _("“%(title)s” was approved automatically") % {"title": task.title},

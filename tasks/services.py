@@ -467,6 +467,7 @@ def task_publish(task: Task, *, by: User) -> Task:
     task.published_at = now
     task.save(update_fields=["status", "published_at", "updated_at"])
     _event(task, E.PUBLISHED, by, from_status=S.DRAFT, to_status=target)
+    notify.task_published(task)
     return task
 
 
