@@ -55,7 +55,7 @@ from accounts.services import user_require_verified
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from tasks.models import Offer, Task
 
-from . import fees, ledger
+from . import fees, ledger, receipts
 from .models import (
     ConnectedAccount,
     Escrow,
@@ -448,6 +448,8 @@ def escrow_funded(escrow: Escrow, *, payment_intent_id: str, charge_id: str, amo
             except ApplicationError as exc:
                 refund_reason = exc.message
                 refund = _refund_locked(escrow, reason=refund_reason, by=None)
+            else:
+                receipts.send_funded(escrow)  # emailed after commit
         if refund_reason:
             _notify(
                 escrow.customer,
@@ -545,6 +547,7 @@ def _refund_row(escrow: Escrow, cents: int, reason: str) -> Refund:
         escrow=escrow, amount_cents=cents, currency=escrow.currency, reason=reason[:300] or "refund", idempotency_key=key
     )
     _operation(escrow, key, "create_refund", {"amount_cents": cents, "currency": escrow.currency})
+    receipts.send_refunded(refund)  # emailed after commit
     return refund
 
 

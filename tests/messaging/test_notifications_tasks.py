@@ -85,7 +85,9 @@ def test_accepting_tells_the_winner_and_the_other_bidders(task, offer, contracto
     assert kinds_for(contractor) == ["offer_accepted"]
     assert kinds_for(other_contractor) == ["offer_declined"]
     assert kinds_for(customer) == []
-    assert sorted(m.to[0] for m in mail.outbox) == sorted([contractor.email, other_contractor.email])
+    # The two bidders hear about the decision; the customer gets the payment receipt.
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([contractor.email, other_contractor.email, customer.email])
+    assert [m.subject for m in mail.outbox if m.to == [customer.email]][0].startswith("[BittieTasks] Receipt: ")
 
 
 def test_check_in_notifies_the_customer_and_texts_when_chosen(customer, contractor, django_capture_on_commit_callbacks):

@@ -377,3 +377,46 @@ def test_permission_matrix(client, request, who, path, status):
     client.force_login(request.getfixturevalue(who))
     assert client.get(path).status_code == status
 
+
+
+# --- receipts by email ------------------------------------------------------------------------
+
+
+def test_paying_emails_a_receipt_to_the_cent_with_currency(customer, offer, mailoutbox):
+    escrow = fund(offer)
+    [receipt] = [m for m in mailoutbox if m.to == [customer.email]]
+    assert receipt.subject == "[BittieTasks] Receipt: $115.50 USD paid for “Fix the dripping kitchen tap”"
+    for line in ("Price:        $110.00 USD", "Service fee:  $5.50 USD", "Total paid:   $115.50 USD", str(escrow.public_id)):
+        assert line in receipt.body
+    assert "Payment held until you approve" in receipt.body
+    assert f"/payments/receipts/{escrow.public_id}/" in receipt.body
+
+
+def test_a_refund_emails_a_refund_receipt(customer, staff, offer, mailoutbox, django_capture_on_commit_callbacks):
+    from payments import services
+
+    escrow = fund(offer)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.escrow_refund(escrow, reason="Customer changed plans", by=staff)
+    [receipt] = mailoutbox
+    assert receipt.to == [customer.email]
+    assert receipt.subject == "[BittieTasks] Refund: $115.50 USD for “Fix the dripping kitchen tap”"
+    assert "Refunded:     $115.50 USD" in receipt.body and "Reason:       Customer changed plans" in receipt.body
+
+
+def test_a_split_receipt_says_what_went_to_the_pro(customer, staff, offer, mailoutbox, django_capture_on_commit_callbacks):
+    from payments import services
+
+    escrow = fund(offer)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.escrow_split(escrow, contractor_cents=4_500, reason="Call-out fee after check-in", by=staff)
+    [receipt] = mailoutbox
+    assert "Refunded:     $70.50 USD" in receipt.body and "To the pro:   $45.00 USD" in receipt.body
+
+
+def test_a_declined_card_sends_no_receipt(client, customer, escrow, mailoutbox):
+    client.force_login(customer)
+    client.post(checkout_url(escrow), card(DECLINED))
+    assert mailoutbox == []
