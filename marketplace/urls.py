@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("payments.urls")),
     path("notifications/", include("messaging.urls_notifications")),
     path("", include("reputation.urls")),
+    path("", include("matching.urls")),
     path("disputes/", include("reputation.dispute_urls")),
     path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
