@@ -1,0 +1,638 @@
+"""Features of a (task, contractor) pair, computed in batches.
+
+``pair_matrix(tasks, contractors)`` scores the cross product; ``pairs_matrix``
+takes explicit pairs (training, evaluation). Both cost a fixed number of
+queries per call (about a dozen, whatever the number of pairs): every
+per-contractor or per-(contractor, category) figure is one grouped query, then
+numpy arrays are gathered per pair. Nothing here writes.
+
+History features (ratings, jobs done, prices, offers, skips) only count what
+happened before ``now`` and never the pair's own task, so a model trained on
+``pairs_matrix(..., now=<when the task was posted>)`` never sees the outcome it
+is asked to predict.
+
+Missing history is neutral, not bad: no reviews -> the platform mean (the
+Bayesian prior of ``reputation.scoring``), no trust score -> 0.5, no jobs ->
+completion and response 0.5, no rate -> price ratio 1. The raw counts are
+features too, so a model can tell "no history" from "average history".
+
+Weekly availability (``AvailabilitySlot``) is in the contractor's local time;
+profiles carry no time zone, so the market's ``settings.TIME_ZONE`` is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from accounts.models import AvailabilitySlot, ContractorProfile
+from tasks.models import Offer, Task
+
+from .models import BusyBlock, Invitation, MatchEvent, Preference
+
+FEATURE_NAMES: list[str] = [
+    "distance_km",  # great-circle distance from the contractor's base
+    "distance_ratio",  # distance / service radius
+    "inside_radius",  # 1 if distance <= radius
+    "category_match",  # 1 if the task's trade is one of the contractor's
+    "text_similarity",  # TF-IDF cosine: task title+description vs bio + past job titles
+    "schedule_fit",  # free hours in the task's window / hours needed, capped at 1
+    "first_free_weekday",  # 0=Monday..6=Sunday of the first free slot in the window; -1 none (explanations only)
+    "price_rate_ratio",  # budget per hour / contractor's hourly rate (1 = neutral)
+    "price_past_ratio",  # budget / median price of their past jobs in this trade (1 = neutral)
+    "budget_dollars",  # the task's total budget
+    "rating",  # Bayesian average from customers (platform mean with no reviews)
+    "rating_count",
+    "trust",  # trust score in [0, 1]; 0.5 before the first computation
+    "completion_rate",  # completed / (completed + cancelled by them); 0.5 with none
+    "response_speed",  # offer speed in [0, 1] (median delay after posting); 0.5 with none
+    "cancel_rate",  # cancelled by them / booked; 0 with none
+    "jobs_done",  # completed jobs
+    "customer_jobs",  # completed jobs for this task's customer
+    "similar_jobs",  # completed jobs in this task's trade
+    "category_offers",  # offers on tasks of this trade (MatchEvent "offered")
+    "category_skips",  # skips of tasks of this trade (MatchEvent "skipped")
+    "category_offer_rate",  # (offers + 1) / (offers + skips + 2)
+    "customer_preference",  # the customer's learned lean towards this contractor (Preference)
+    "category_preference",  # the contractor's learned lean towards this trade (Preference)
+    "invited",  # 1 if the customer invited this contractor to the task
+]
+INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+# Features that only exist to explain (a weekday number is not an ordinal signal).
+EXPLAIN_ONLY = frozenset({"first_free_weekday"})
+MODEL_FEATURES: list[str] = [name for name in FEATURE_NAMES if name not in EXPLAIN_ONLY]
+
+TYPICAL_HOURS = 3  # a fixed-price job with no estimate is taken as this many hours of work
+DEFAULT_NEEDED_HOURS = 2  # hours a job needs when it gives no estimate
+FLEXIBLE_LOOKAHEAD = dt.timedelta(days=7)  # a flexible task can be done in the week before its deadline
+SLOT = dt.timedelta(minutes=30)  # resolution of the availability timeline
+MAX_TIMELINE_DAYS = 120  # availability further out than this counts as unknown (neutral)
+NEUTRAL = 0.5
+EARTH_RADIUS_KM = 6371.0088
+BUSY_STATUSES = (Task.Status.ASSIGNED, Task.Status.IN_PROGRESS, Task.Status.SUBMITTED, Task.Status.COMPLETED)
+TEXT_CHARS = 1000  # of a description; the start says what the job is
+
+
+@dataclass
+class _Contractor:
+    user_id: int
+    profile_id: int
+    latitude: float | None
+    longitude: float | None
+    radius_km: float
+    rate_cents: int | None
+    bio: str
+
+
+def _user_id(contractor: Any) -> int:
+    if isinstance(contractor, ContractorProfile):
+        return contractor.user_id
+    if isinstance(contractor, int):
+        return contractor
+    return contractor.pk
+
+
+def haversine_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance (numpy-broadcast), as ``core.geo.distance_km``."""
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def task_text(task: Task) -> str:
+    return f"{task.title} {(task.description or '')[:TEXT_CHARS]}"
+
+
+def task_needed_hours(task: Task) -> float:
+    return float(task.estimated_hours or DEFAULT_NEEDED_HOURS)
+
+
+def task_window(task: Task, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """When the work can happen: the window, or the week before the deadline (from now at the earliest)."""
+    if task.schedule_type == Task.ScheduleType.WINDOW and task.window_start and task.window_end:
+        return task.window_start, task.window_end
+    deadline = task.deadline or (now + FLEXIBLE_LOOKAHEAD)
+    start = max(deadline - FLEXIBLE_LOOKAHEAD, min(now, deadline - dt.timedelta(hours=1)))
+    return start, deadline
+
+
+def task_budget_per_hour(task: Task) -> float:
+    if task.budget_type == Task.BudgetType.HOURLY:
+        return float(task.budget_cents)
+    return float(task.budget_cents) / float(task.estimated_hours or TYPICAL_HOURS)
+
+
+# --- the public API -----------------------------------------------------------------
+
+
+def pair_matrix(tasks: Iterable[Task], contractors: Any, *, now: dt.datetime | None = None):
+    """Features of every (task, contractor) in the cross product.
+
+    ``contractors``: one user (or ContractorProfile, or user id) or a list.
+    Returns ``(X, pairs)``: X is float64 ``[len(pairs), len(FEATURE_NAMES)]``,
+    pairs the ``(task_id, contractor_user_id)`` of each row, tasks outermost.
+    """
+    tasks = list(tasks)
+    if isinstance(contractors, (list, tuple, set)) or hasattr(contractors, "model"):
+        contractors = list(contractors)
+    else:
+        contractors = [contractors]
+    pairs = [(task, contractor) for task in tasks for contractor in contractors]
+    return pairs_matrix(pairs, now=now)
+
+
+def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None = None):
+    """Features of explicit ``(task, contractor)`` pairs; as ``pair_matrix``."""
+    now = now or timezone.now()
+    if not pairs:
+        return np.zeros((0, len(FEATURE_NAMES))), []
+    tasks_by_id: dict[int, Task] = {}
+    for task, _c in pairs:
+        tasks_by_id.setdefault(task.pk, task)
+    task_ids = list(tasks_by_id)
+    user_ids = list(dict.fromkeys(_user_id(c) for _t, c in pairs))
+    t_index = {tid: i for i, tid in enumerate(task_ids)}
+    c_index = {uid: i for i, uid in enumerate(user_ids)}
+    ti = np.fromiter((t_index[t.pk] for t, _c in pairs), dtype=np.int64, count=len(pairs))
+    ci = np.fromiter((c_index[_user_id(c)] for _t, c in pairs), dtype=np.int64, count=len(pairs))
+    task_list = [tasks_by_id[tid] for tid in task_ids]
+
+    profiles = _load_contractors(user_ids)
+    X = np.zeros((len(pairs), len(FEATURE_NAMES)), dtype=float)
+    col = INDEX
+
+    # Where
+    c_lat = np.array([p.latitude if p and p.latitude is not None else np.nan for p in profiles])
+    c_lon = np.array([p.longitude if p and p.longitude is not None else np.nan for p in profiles])
+    c_radius = np.array([p.radius_km if p else 1.0 for p in profiles])
+    t_lat = np.array([t.latitude for t in task_list], dtype=float)
+    t_lon = np.array([t.longitude for t in task_list], dtype=float)
+    distance = haversine_km(c_lat[ci], c_lon[ci], t_lat[ti], t_lon[ti])
+    distance = np.where(np.isnan(distance), 1e4, distance)  # no base: as far as can be
+    X[:, col["distance_km"]] = distance
+    X[:, col["distance_ratio"]] = distance / c_radius[ci]
+    X[:, col["inside_radius"]] = (distance <= c_radius[ci]).astype(float)
+
+    # What
+    trades = _trades(profiles)
+    t_cat = np.array([t.category_id for t in task_list])
+    X[:, col["category_match"]] = np.fromiter(
+        (t_cat[a] in trades[b] for a, b in zip(ti, ci, strict=True)), dtype=float, count=len(pairs)
+    )
+
+    history = _History(user_ids, task_list, now)
+    X[:, col["text_similarity"]] = _text_similarity(task_list, profiles, history.titles, ti, ci)
+
+    # When
+    fit, weekday = _schedule(task_list, user_ids, profiles, ti, ci, now)
+    X[:, col["schedule_fit"]] = fit
+    X[:, col["first_free_weekday"]] = weekday
+
+    # How much
+    rates = np.array([float(p.rate_cents) if p and p.rate_cents else np.nan for p in profiles])
+    per_hour = np.array([task_budget_per_hour(t) for t in task_list])
+    total = np.array([float(t.budget_total_cents) for t in task_list])
+    ratio = per_hour[ti] / rates[ci]
+    X[:, col["price_rate_ratio"]] = np.where(np.isnan(ratio), 1.0, np.minimum(ratio, 10.0))
+    X[:, col["budget_dollars"]] = total[ti] / 100.0
+    past = np.fromiter(
+        (history.median_price.get((user_ids[b], int(t_cat[a])), np.nan) for a, b in zip(ti, ci, strict=True)),
+        dtype=float,
+        count=len(pairs),
+    )
+    past_ratio = total[ti] / past
+    X[:, col["price_past_ratio"]] = np.where(np.isnan(past_ratio), 1.0, np.minimum(past_ratio, 10.0))
+
+    # Who
+    X[:, col["rating"]] = history.rating[ci]
+    X[:, col["rating_count"]] = history.rating_count[ci]
+    X[:, col["trust"]] = history.trust[ci]
+    X[:, col["completion_rate"]] = history.completion_rate[ci]
+    X[:, col["response_speed"]] = history.response_speed[ci]
+    X[:, col["cancel_rate"]] = history.cancel_rate[ci]
+    X[:, col["jobs_done"]] = history.jobs_done[ci]
+
+    t_customer = [t.customer_id for t in task_list]
+    uids = [user_ids[b] for b in ci]
+    pair_tasks = [task_list[a] for a in ti]
+    X[:, col["customer_jobs"]] = [
+        history.customer_jobs.get((u, t_customer[a]), 0) for u, a in zip(uids, ti, strict=True)
+    ]
+    X[:, col["similar_jobs"]] = [
+        history.category_jobs.get((u, int(t_cat[a])), 0) for u, a in zip(uids, ti, strict=True)
+    ]
+    # The pair's own task never counts towards its history (it may be done by now).
+    for row, (task, u) in enumerate(zip(pair_tasks, uids, strict=True)):
+        if task.pk in history.own_done and history.own_done[task.pk] == u:
+            X[row, col["jobs_done"]] -= 1
+            X[row, col["similar_jobs"]] -= 1
+            X[row, col["customer_jobs"]] -= 1
+    offers = np.array([history.category_events.get((u, int(t_cat[a]), "offered"), 0) for u, a in zip(uids, ti, strict=True)])
+    skips = np.array([history.category_events.get((u, int(t_cat[a]), "skipped"), 0) for u, a in zip(uids, ti, strict=True)])
+    X[:, col["category_offers"]] = offers
+    X[:, col["category_skips"]] = skips
+    X[:, col["category_offer_rate"]] = (offers + 1.0) / (offers + skips + 2.0)
+    X[:, col["customer_preference"]] = [
+        history.customer_pref.get((t_customer[a], u), 0.0) for u, a in zip(uids, ti, strict=True)
+    ]
+    X[:, col["category_preference"]] = [
+        history.category_pref.get((u, int(t_cat[a])), 0.0) for u, a in zip(uids, ti, strict=True)
+    ]
+    X[:, col["invited"]] = [float((task.pk, u) in history.invited) for task, u in zip(pair_tasks, uids, strict=True)]
+    out_pairs = [(task.pk, u) for task, u in zip(pair_tasks, uids, strict=True)]
+    return X, out_pairs
+
+
+# --- contractors ---------------------------------------------------------------------
+
+
+def _load_contractors(user_ids: list[int]) -> list[_Contractor | None]:
+    rows = ContractorProfile.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "pk", "latitude", "longitude", "service_radius_km", "hourly_rate_cents", "bio"
+    )
+    by_user = {
+        uid: _Contractor(uid, pk, lat, lon, float(radius or 1), rate, bio or "")
+        for uid, pk, lat, lon, radius, rate, bio in rows
+    }
+    return [by_user.get(uid) for uid in user_ids]
+
+
+def _trades(profiles: list[_Contractor | None]) -> list[frozenset[int]]:
+    through = ContractorProfile.trades.through
+    profile_ids = [p.profile_id for p in profiles if p]
+    by_profile: dict[int, set[int]] = defaultdict(set)
+    for profile_id, category_id in through.objects.filter(contractorprofile_id__in=profile_ids).values_list(
+        "contractorprofile_id", "category_id"
+    ):
+        by_profile[profile_id].add(category_id)
+    return [frozenset(by_profile.get(p.profile_id, ())) if p else frozenset() for p in profiles]
+
+
+# --- history --------------------------------------------------------------------------
+
+
+class _History:
+    """Everything about the contractors' past before ``now``, in grouped queries."""
+
+    def __init__(self, user_ids: list[int], tasks: list[Task], now: dt.datetime):
+        from reputation import scoring
+        from reputation.models import Review, TrustScore, TrustScoreHistory
+
+        n = len(user_ids)
+        index = {uid: i for i, uid in enumerate(user_ids)}
+        categories = {t.category_id for t in tasks}
+        customers = {t.customer_id for t in tasks}
+        task_ids = [t.pk for t in tasks]
+        is_current = now >= timezone.now() - dt.timedelta(minutes=5)
+
+        # Jobs: per (contractor, trade), booked before now.
+        jobs = Task.objects.filter(contractor_id__in=user_ids, assigned_at__lt=now)
+        done = Q(completed_at__isnull=False, completed_at__lt=now)
+        cancelled = Q(status=Task.Status.CANCELLED, cancelled_by_id=F("contractor_id"), cancelled_at__lt=now)
+        self.category_jobs: dict[tuple[int, int], int] = {}
+        booked = np.zeros(n)
+        completed = np.zeros(n)
+        cancels = np.zeros(n)
+        for uid, category_id, n_booked, n_done, n_cancelled in jobs.values_list("contractor_id", "category_id").annotate(
+            b=Count("pk"), d=Count("pk", filter=done), c=Count("pk", filter=cancelled)
+        ).order_by():
+            i = index[uid]
+            booked[i] += n_booked
+            completed[i] += n_done
+            cancels[i] += n_cancelled
+            self.category_jobs[(uid, category_id)] = n_done
+        self.jobs_done = completed
+        finished = completed + cancels
+        self.completion_rate = np.where(finished > 0, completed / np.maximum(finished, 1), NEUTRAL)
+        self.cancel_rate = np.where(booked > 0, cancels / np.maximum(booked, 1), 0.0)
+
+        self.customer_jobs: dict[tuple[int, int], int] = {
+            (uid, customer_id): count
+            for uid, customer_id, count in jobs.filter(done, customer_id__in=customers)
+            .values_list("contractor_id", "customer_id")
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
+        # The batch's own tasks that are done (training on past tasks): subtracted per pair.
+        self.own_done: dict[int, int] = dict(
+            jobs.filter(done, pk__in=task_ids).values_list("pk", "contractor_id")
+        )
+
+        # Prices of their past jobs per trade (the batch's trades only).
+        prices: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for uid, category_id, price in (
+            jobs.filter(done, category_id__in=categories, agreed_price_cents__isnull=False)
+            .exclude(pk__in=task_ids)
+            .values_list("contractor_id", "category_id", "agreed_price_cents")
+        ):
+            prices[(uid, category_id)].append(price)
+        self.median_price = {key: float(statistics.median(values)) for key, values in prices.items()}
+
+        # Titles of their latest completed jobs, for text similarity.
+        self.titles = _recent_titles(user_ids, now, exclude=task_ids)
+
+        # Rating: the Bayesian average of reputation.scoring, batched.
+        visible = Review.objects.filter(
+            published_at__isnull=False, hidden_at__isnull=True, role=Review.Role.CUSTOMER_TO_CONTRACTOR
+        )
+        if not is_current:
+            visible = visible.filter(published_at__lt=now)
+        mean = scoring.platform_mean() if is_current else _mean_or_fallback(visible, scoring)
+        weight = scoring.prior_weight()
+        totals = np.zeros(n)
+        counts = np.zeros(n)
+        for uid, count, total in (
+            visible.filter(reviewee_id__in=user_ids).values_list("reviewee_id").annotate(c=Count("pk"), s=Sum("stars")).order_by()
+        ):
+            counts[index[uid]] = count
+            totals[index[uid]] = total or 0
+        self.rating = (weight * mean + totals) / (weight + counts)
+        self.rating_count = counts
+
+        # Trust: the stored score now, or the last one computed before ``now``.
+        self.trust = np.full(n, scoring.NEUTRAL)
+        if is_current:
+            trust_rows = TrustScore.objects.filter(user_id__in=user_ids).values_list("user_id", "score")
+        else:
+            trust_rows = (
+                TrustScoreHistory.objects.filter(user_id__in=user_ids, computed_at__lt=now)
+                .order_by("user_id", "-computed_at", "-pk")
+                .distinct("user_id")
+                .values_list("user_id", "score")
+                if connection.vendor == "postgresql"
+                else _latest_history_sqlite(TrustScoreHistory, user_ids, now)
+            )
+        for uid, score in trust_rows:
+            self.trust[index[uid]] = score / 100.0
+
+        self.response_speed = _offer_speed(user_ids, now, scoring)
+
+        # How they answered tasks of these trades (MatchEvent), and learned preferences.
+        self.category_events: dict[tuple[int, int, str], int] = {
+            (uid, category_id, kind): count
+            for uid, category_id, kind, count in MatchEvent.objects.filter(
+                contractor_id__in=user_ids,
+                task__category_id__in=categories,
+                kind__in=[MatchEvent.Kind.OFFERED, MatchEvent.Kind.SKIPPED],
+                created_at__lt=now,
+            )
+            .exclude(task_id__in=task_ids)
+            .values_list("contractor_id", "task__category_id", "kind")
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
+        self.customer_pref: dict[tuple[int, int], float] = {}
+        self.category_pref: dict[tuple[int, int], float] = {}
+        for user_id, kind, contractor_id, category_id, weight_ in Preference.objects.filter(
+            Q(kind=Preference.Kind.CONTRACTOR, user_id__in=customers, contractor_id__in=user_ids)
+            | Q(kind=Preference.Kind.CATEGORY, user_id__in=user_ids, category_id__in=categories)
+        ).values_list("user_id", "kind", "contractor_id", "category_id", "weight"):
+            if kind == Preference.Kind.CONTRACTOR:
+                self.customer_pref[(user_id, contractor_id)] = weight_
+            else:
+                self.category_pref[(user_id, category_id)] = weight_
+        self.invited = set(
+            Invitation.objects.filter(task_id__in=task_ids, contractor_id__in=user_ids, created_at__lt=now).values_list(
+                "task_id", "contractor_id"
+            )
+        )
+
+
+def _mean_or_fallback(visible, scoring) -> float:
+    from django.db.models import Avg
+
+    mean = visible.aggregate(m=Avg("stars"))["m"]
+    return float(mean) if mean is not None else scoring.fallback_mean()
+
+
+def _latest_history_sqlite(model, user_ids, now):
+    latest: dict[int, int] = {}
+    for uid, score in model.objects.filter(user_id__in=user_ids, computed_at__lt=now).order_by(
+        "computed_at", "pk"
+    ).values_list("user_id", "score"):
+        latest[uid] = score
+    return list(latest.items())
+
+
+RECENT_TITLES = 20
+
+
+def _recent_titles(user_ids: list[int], now: dt.datetime, *, exclude: list[int]) -> dict[int, str]:
+    """Up to RECENT_TITLES titles of each contractor's latest completed jobs, joined."""
+    if not user_ids:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT contractor_id, string_agg(title, ' ')
+                FROM (
+                    SELECT contractor_id, title,
+                           row_number() OVER (PARTITION BY contractor_id ORDER BY completed_at DESC) AS n
+                    FROM tasks_task
+                    WHERE contractor_id = ANY(%s) AND completed_at IS NOT NULL AND completed_at < %s
+                      AND NOT (id = ANY(%s))
+                ) recent
+                WHERE n <= %s
+                GROUP BY contractor_id
+                """,
+                [user_ids, now, exclude or [0], RECENT_TITLES],
+            )
+            return dict(cursor.fetchall())
+    titles: dict[int, list[str]] = defaultdict(list)
+    for uid, title in (
+        Task.objects.filter(contractor_id__in=user_ids, completed_at__isnull=False, completed_at__lt=now)
+        .exclude(pk__in=exclude)
+        .order_by("-completed_at")
+        .values_list("contractor_id", "title")
+    ):
+        if len(titles[uid]) < RECENT_TITLES:
+            titles[uid].append(title)
+    return {uid: " ".join(values) for uid, values in titles.items()}
+
+
+def _offer_speed(user_ids: list[int], now: dt.datetime, scoring) -> np.ndarray:
+    """``reputation.scoring.speed_value`` of each contractor's median delay
+    between a task's posting and their offer; NEUTRAL with no offers."""
+    fast, slow = scoring.FAST.total_seconds(), scoring.SLOW.total_seconds()
+    index = {uid: i for i, uid in enumerate(user_ids)}
+    out = np.full(len(user_ids), scoring.NEUTRAL)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT o.contractor_id,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM o.created_at - t.published_at))
+                FROM tasks_offer o JOIN tasks_task t ON t.id = o.task_id
+                WHERE o.contractor_id = ANY(%s) AND t.published_at IS NOT NULL AND o.created_at < %s
+                GROUP BY o.contractor_id
+                """,
+                [user_ids, now],
+            )
+            medians = cursor.fetchall()
+    else:
+        delays: dict[int, list[float]] = defaultdict(list)
+        for uid, created, published in Offer.objects.filter(
+            contractor_id__in=user_ids, task__published_at__isnull=False, created_at__lt=now
+        ).values_list("contractor_id", "created_at", "task__published_at"):
+            delays[uid].append((created - published).total_seconds())
+        medians = [(uid, statistics.median(values)) for uid, values in delays.items()]
+    for uid, median in medians:
+        out[index[uid]] = min(1.0, max(0.0, 1 - (float(median) - fast) / (slow - fast)))
+    return out
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def _text_similarity(tasks, profiles, titles, ti, ci) -> np.ndarray:
+    """Cosine similarity of TF-IDF vectors fitted on this batch's documents."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    task_docs = [task_text(t) for t in tasks]
+    contractor_docs = [
+        f"{p.bio} {titles.get(p.user_id, '')}" if p else "" for p in profiles
+    ]
+    if not any(doc.strip() for doc in contractor_docs):
+        return np.zeros(len(ti))
+    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
+    try:
+        matrix = vectorizer.fit_transform(task_docs + contractor_docs)
+    except ValueError:  # nothing but stop words
+        return np.zeros(len(ti))
+    T = matrix[: len(task_docs)]
+    C = matrix[len(task_docs):]
+    if C.shape[0] == 1:
+        return np.asarray((T @ C.T).toarray()).ravel()[ti].astype(float)
+    if T.shape[0] == 1:
+        return np.asarray((C @ T.T).toarray()).ravel()[ci].astype(float)
+    return np.asarray(T[ti].multiply(C[ci]).sum(axis=1)).ravel().astype(float)
+
+
+# --- schedule -----------------------------------------------------------------------------
+
+
+def _schedule(tasks, user_ids, profiles, ti, ci, now):
+    """Free hours in each pair's task window over the hours it needs, capped at
+    1, and the weekday of the first free slot; on a timeline of SLOT-sized
+    cells per contractor: weekly hours, minus busy blocks and other booked jobs."""
+    n_pairs = len(ti)
+    fit = np.full(n_pairs, NEUTRAL)
+    weekday = np.full(n_pairs, -1.0)
+    windows = [task_window(t, now) for t in tasks]
+    starts = [w[0] for w in windows]
+    ends = [w[1] for w in windows]
+    origin = _floor_slot(min(starts))
+    last = min(max(ends), origin + dt.timedelta(days=MAX_TIMELINE_DAYS))
+    n_slots = int(math.ceil((last - origin) / SLOT)) + 1
+    slot_seconds = SLOT.total_seconds()
+
+    # Local weekday and slot-of-day of each cell.
+    slots_per_day = int(dt.timedelta(days=1) / SLOT)
+    local_seconds = origin.timestamp() + np.arange(n_slots) * slot_seconds + _utc_offsets(origin, n_slots)
+    local_days = np.floor_divide(local_seconds, 86400).astype(np.int64)
+    local_weekday = (local_days + 3) % 7  # 1970-01-01 was a Thursday
+    slot_of_day = (np.mod(local_seconds, 86400) // slot_seconds).astype(np.int64)
+    week_index = local_weekday * slots_per_day + slot_of_day
+
+    # Weekly template per contractor: [n_contractors, 7 * slots_per_day].
+    n_c = len(user_ids)
+    c_index = {uid: i for i, uid in enumerate(user_ids)}
+    profile_to_c = {p.profile_id: c_index[p.user_id] for p in profiles if p}
+    template = np.zeros((n_c, 7 * slots_per_day), dtype=bool)
+    minutes = int(SLOT.total_seconds() // 60)
+    for profile_id, wd, start, end in AvailabilitySlot.objects.filter(profile_id__in=list(profile_to_c)).values_list(
+        "profile_id", "weekday", "start_time", "end_time"
+    ):
+        a = (start.hour * 60 + start.minute) // minutes
+        b = -(-(end.hour * 60 + end.minute) // minutes)
+        template[profile_to_c[profile_id], wd * slots_per_day + a : wd * slots_per_day + b] = True
+    free = template[:, week_index]
+
+    def block(c: int, start: dt.datetime, end: dt.datetime) -> None:
+        a = max(0, int((start - origin).total_seconds() // slot_seconds))
+        b = min(n_slots, int(math.ceil((end - origin).total_seconds() / slot_seconds)))
+        if a < b:
+            free[c, a:b] = False
+
+    for uid, start, end in BusyBlock.objects.filter(
+        user_id__in=user_ids, ends_at__gt=origin, starts_at__lt=last
+    ).values_list("user_id", "starts_at", "ends_at"):
+        block(c_index[uid], start, end)
+
+    batch_ids = [t.pk for t in tasks]
+    booked = (
+        Task.objects.filter(contractor_id__in=user_ids, status__in=BUSY_STATUSES, assigned_at__lt=now)
+        .exclude(pk__in=batch_ids)
+        .filter(
+            Q(schedule_type=Task.ScheduleType.WINDOW, window_end__gt=origin, window_start__lt=last)
+            | Q(schedule_type=Task.ScheduleType.FLEXIBLE, deadline__gt=origin, deadline__lt=last + dt.timedelta(days=2))
+        )
+        .values_list("contractor_id", "schedule_type", "window_start", "window_end", "deadline", "estimated_hours")
+    )
+    for uid, schedule_type, window_start, window_end, deadline, hours in booked:
+        if schedule_type == Task.ScheduleType.WINDOW:
+            block(c_index[uid], window_start, window_end)
+        else:
+            block(c_index[uid], deadline - dt.timedelta(hours=hours or DEFAULT_NEEDED_HOURS), deadline)
+
+    cumulative = np.zeros((n_c, n_slots + 1), dtype=np.int32)
+    np.cumsum(free, axis=1, out=cumulative[:, 1:])
+    t_start = np.array([int((s - origin).total_seconds() // slot_seconds) for s in starts])
+    t_end = np.array([int(math.ceil((e - origin).total_seconds() / slot_seconds)) for e in ends])
+    known = t_end <= n_slots  # windows beyond the timeline stay neutral
+    t_end = np.minimum(t_end, n_slots)
+    needed_hours = np.array([task_needed_hours(t) for t in tasks])
+    window_hours = (t_end - t_start) * slot_seconds / 3600.0
+    need = np.maximum(np.minimum(needed_hours, window_hours), slot_seconds / 3600.0)
+
+    free_hours = (cumulative[ci, t_end[ti]] - cumulative[ci, t_start[ti]]) * slot_seconds / 3600.0
+    pair_known = known[ti]
+    fit[pair_known] = np.minimum(1.0, free_hours[pair_known] / need[ti][pair_known])
+
+    # First free cell in each window: argmax over the window's cells (few pairs have long windows).
+    has_free = pair_known & (free_hours > 0)
+    for row in np.nonzero(has_free)[0]:
+        a, b = t_start[ti[row]], t_end[ti[row]]
+        first = int(np.argmax(free[ci[row], a:b]))
+        weekday[row] = local_weekday[a + first]
+    return fit, weekday
+
+
+def _utc_offsets(origin: dt.datetime, n_slots: int) -> np.ndarray:
+    """The market zone's UTC offset (seconds) at each cell: computed per day,
+    and per cell only on days when it changes (daylight saving)."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    per_day = int(dt.timedelta(days=1) / SLOT)
+    out = np.empty(n_slots)
+
+    def offset(k: int) -> float:
+        moment = origin + SLOT * k
+        return (moment.astimezone(zone).utcoffset() or dt.timedelta(0)).total_seconds()
+
+    for day_start in range(0, n_slots, per_day):
+        day_end = min(n_slots, day_start + per_day)
+        first, last = offset(day_start), offset(day_end - 1)
+        if first == last:
+            out[day_start:day_end] = first
+        else:
+            out[day_start:day_end] = [offset(k) for k in range(day_start, day_end)]
+    return out
+
+
+def _floor_slot(moment: dt.datetime) -> dt.datetime:
+    moment = moment.astimezone(dt.UTC)
+    minutes = int(SLOT.total_seconds() // 60)
+    return moment.replace(minute=(moment.minute // minutes) * minutes, second=0, microsecond=0)
