@@ -319,6 +319,11 @@ PAYMENTS_CALLOUT_FEE_CENTS = env_int("PAYMENTS_CALLOUT_FEE_CENTS", 4500, minimum
 PAYMENTS_GATEWAY = env_str("PAYMENTS_GATEWAY", "stripe" if STRIPE_SECRET_KEY else "simulated")
 if PAYMENTS_GATEWAY not in ("stripe", "simulated"):
     raise ImproperlyConfigured(f"PAYMENTS_GATEWAY must be stripe or simulated, not {PAYMENTS_GATEWAY!r}")
+# The simulated gateway keeps its objects in memory; for make run (seed_demo in
+# one process, the site in another) they are kept in this file. Empty: memory only.
+PAYMENTS_SIMULATED_STATE_FILE = env_str(
+    "PAYMENTS_SIMULATED_STATE_FILE", str(BASE_DIR / "var" / "simulated-gateway.json") if DEMO_MODE else ""
+)
 # Payout transfers after the hold, refund retries, abandoned checkouts: swept every minute.
 CELERY_BEAT_SCHEDULE["payments.sweep_payouts"] = {
     "task": "payments.sweep_payouts",

@@ -29,10 +29,12 @@ an operation raise) and ``reset``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +104,41 @@ class _Store:
         self.lock = threading.RLock()
         self.reset()
 
+    # ``make run`` seeds the demo in one process and serves it from another:
+    # with PAYMENTS_SIMULATED_STATE_FILE set, every gateway call reads the
+    # objects from that file first and writes them back after, so a demo
+    # escrow funded by seed_demo can still be refunded or paid out by the site.
+    @staticmethod
+    def _path() -> str:
+        return getattr(settings, "PAYMENTS_SIMULATED_STATE_FILE", "") or ""
+
+    def load(self) -> None:
+        path = self._path()
+        if not path:
+            return
+        try:
+            mtime = os.path.getmtime(path)
+        except OSError:
+            return
+        if mtime == self._loaded_mtime:
+            return
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        self.by_key = state.get("by_key", {})
+        self.objects = state.get("objects", {})
+        self._loaded_mtime = mtime
+
+    def save(self) -> None:
+        path = self._path()
+        if not path:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump({"by_key": self.by_key, "objects": self.objects}, handle)
+        os.replace(tmp, path)
+        self._loaded_mtime = os.path.getmtime(path)
+
     def reset(self) -> None:
         with self.lock:
             self.by_key: dict[str, str] = {}
@@ -109,6 +146,7 @@ class _Store:
             self.failures: dict[str, list[Exception]] = {}
             self.events: list[dict[str, Any]] = []
             self.delivered: list[tuple[str, int]] = []  # (event id, HTTP status)
+            self._loaded_mtime: float | None = None
 
     def idempotent(self, key: str, operation: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The object made for this key, or a new one. Like Stripe, reusing a key
@@ -240,6 +278,19 @@ def _since(objs: list[dict[str, Any]], since: dt.datetime | None) -> list[dict[s
         return sorted(objs, key=lambda o: (o["created"], o["id"]))
     floor = since.timestamp()
     return sorted((o for o in objs if o["created"] >= floor), key=lambda o: (o["created"], o["id"]))
+
+
+def _persisted(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with STORE.lock:
+            STORE.load()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                STORE.save()
+
+    return wrapper
 
 
 class SimulatedGateway(PaymentGateway):
@@ -599,3 +650,9 @@ class SimulatedGateway(PaymentGateway):
 
     def list_transfers(self, since: dt.datetime | None = None) -> list[GatewayRecord]:
         return [_record("transfer", t, t["destination"]) for t in _since(STORE.of_kind("transfer"), since)]
+
+
+# Every public gateway call reads and writes the optional state file (see _Store.load).
+for _name, _method in list(vars(SimulatedGateway).items()):
+    if callable(_method) and not _name.startswith("_"):
+        setattr(SimulatedGateway, _name, _persisted(_method))

@@ -125,3 +125,38 @@ def test_a_saved_card_is_charged_off_session(gateway, sent):
         metadata={}, customer_id=customer, payment_method_id=good.payment_method_id, off_session=True, confirm=True,
     )
     assert paid.status == "succeeded"
+
+
+def test_with_a_state_file_a_charge_made_in_one_process_is_refunded_in_another(tmp_path, settings, sent):
+    """make run: seed_demo pays in one process, the site refunds in another."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "simulated.json"
+    settings.PAYMENTS_SIMULATED_STATE_FILE = str(state)
+    simulated.reset()
+    try:
+        gateway = SimulatedGateway()
+        pi = intent(gateway, key="escrow:file:payment_intent")
+        gateway.confirm(pi.id, "4242424242424242")
+        assert state.exists()
+
+        code = (
+            "import django, os; django.setup()\n"
+            "from django.conf import settings\n"
+            f"settings.PAYMENTS_SIMULATED_STATE_FILE = {str(state)!r}\n"
+            "import payments.gateway.simulated as s\n"
+            "s.deliver = lambda event: 200\n"
+            "g = s.SimulatedGateway()\n"
+            f"r = g.create_refund(payment_intent_id={pi.id!r}, amount_cents=5000, idempotency_key='rf', metadata={{}})\n"
+            "print(r.status)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "succeeded"
+
+        # And this process sees the other's refund.
+        assert sum(r.amount_cents for r in gateway.list_payment_intent_refunds(pi.id)) == 5_000
+    finally:
+        settings.PAYMENTS_SIMULATED_STATE_FILE = ""
+        simulated.reset()
