@@ -45,7 +45,7 @@ def user_require_verified(user: User) -> None:
 @transaction.atomic
 def user_mark_email_verified(*, user: User, at: dt.datetime | None = None) -> User:
     """Record the first verification of the account's email (a badge with a date)."""
-    locked = User.objects.select_for_update().get(pk=user.pk)
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if locked.email_verified_at is None:
         locked.email_verified_at = at or timezone.now()
         locked.save(update_fields=["email_verified_at"])
@@ -70,7 +70,7 @@ def user_set_roles(*, user: User, is_customer: bool, is_contractor: bool) -> Use
         raise ApplicationError(
             "Choose at least one: hiring, working, or both.", code="no_role", fields={"role": ["Choose a role."]}
         )
-    locked = User.objects.select_for_update().get(pk=user.pk)
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     locked.is_customer = is_customer
     locked.is_contractor = is_contractor
     locked.save(update_fields=["is_customer", "is_contractor"])
@@ -92,7 +92,7 @@ def user_update_profile(
 ) -> User:
     """Update the personal details every user has. A ZIP code is geocoded
     offline and its city and state stored with it."""
-    locked = User.objects.select_for_update().get(pk=user.pk)
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     fields: dict[str, str] = {}
     changed: list[str] = []
     if full_name is not None:
@@ -140,7 +140,7 @@ def user_set_photo(*, user: User, upload: IO[bytes]) -> User:
     except ImageRejected as exc:
         raise ApplicationError(str(exc), code="invalid_image", fields={"photo": [str(exc)]}) from exc
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         old_name = locked.photo.name if locked.photo else ""
         locked.photo.save("photo.jpg", cleaned.content, save=False)
         locked.save(update_fields=["photo"])
@@ -197,7 +197,7 @@ def contractor_profile_update(
     refine it within 50 km of that ZIP."""
     if not user.is_contractor:
         raise PermissionDenied("Only contractors have a contractor profile.", code="not_contractor")
-    profile = ContractorProfile.objects.select_for_update().get(user=user)
+    profile = ContractorProfile.objects.select_for_update(no_key=True).get(user=user)
     fields: dict[str, list[str]] = {}
     changed: list[str] = []
 
@@ -291,7 +291,7 @@ def contractor_onboarding_complete(*, user: User) -> ContractorProfile:
     """Go live: the public profile opens and matching may show the contractor
     nearby tasks. Needs a verified email and a complete profile."""
     user_require_verified(user)
-    profile = ContractorProfile.objects.select_for_update().get(user=user)
+    profile = ContractorProfile.objects.select_for_update(no_key=True).get(user=user)
     missing = contractor_profile_missing(profile)
     if missing:
         raise ApplicationError(
@@ -309,7 +309,7 @@ def contractor_onboarding_complete(*, user: User) -> ContractorProfile:
 def user_mark_id_verified(*, user: User, at: dt.datetime | None = None) -> User:
     """Record that staff checked the person's ID (a badge with a date). Kept
     once set: a second check does not move the date."""
-    locked = User.objects.select_for_update().get(pk=user.pk)
+    locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if locked.id_verified_at is None:
         locked.id_verified_at = at or timezone.now()
         locked.save(update_fields=["id_verified_at"])

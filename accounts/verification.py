@@ -136,10 +136,10 @@ def phone_send_code(user: User, phone: str, *, now: dt.datetime | None = None) -
     now = now or timezone.now()
     code = f"{secrets.randbelow(10**6):06d}"
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if locked.phone_verified_at is not None and locked.phone == e164:
             raise Conflict(_("This number is already verified."), "already_verified")
-        challenge = PhoneVerification.objects.select_for_update().filter(user=locked).first()
+        challenge = PhoneVerification.objects.select_for_update(no_key=True).filter(user=locked).first()
         if challenge is not None:
             wait = challenge.last_sent_at + dt.timedelta(seconds=PhoneVerification.RESEND_COOLDOWN_SECONDS) - now
             if wait > dt.timedelta(0):
@@ -198,8 +198,8 @@ def phone_confirm(user: User, code: str, *, now: dt.datetime | None = None) -> U
         message = _("Enter the 6-digit code from the text message.")
         raise ApplicationError(message, "invalid_code", fields={"code": [message]})
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
-        challenge = PhoneVerification.objects.select_for_update().filter(user=locked).first()
+        locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+        challenge = PhoneVerification.objects.select_for_update(no_key=True).filter(user=locked).first()
         if challenge is None or challenge.verified_at is not None:
             raise ApplicationError(_("Ask for a code first."), "no_code")
         if challenge.attempts >= PhoneVerification.MAX_ATTEMPTS:
@@ -280,7 +280,7 @@ def id_submit(user: User, document: IO[bytes], selfie: IO[bytes]) -> IdentityDoc
     stored: list[str] = []
     try:
         with transaction.atomic():
-            locked = User.objects.select_for_update().get(pk=user.pk)
+            locked = User.objects.select_for_update(no_key=True).get(pk=user.pk)
             if locked.id_verified_at is not None:
                 raise Conflict(_("Your ID is already verified."), "already_verified")
             if IdentityDocument.objects.filter(user=locked, status=IdentityDocument.Status.PENDING).exists():
@@ -329,7 +329,7 @@ def id_review(
         raise ApplicationError(message, "reason_too_long", fields={"reason": [message]})
     now = now or timezone.now()
     with transaction.atomic():
-        locked = IdentityDocument.objects.select_for_update().select_related("user").get(pk=doc.pk)
+        locked = IdentityDocument.objects.select_for_update(no_key=True).select_related("user").get(pk=doc.pk)
         if locked.status != IdentityDocument.Status.PENDING:
             raise Conflict(
                 _("This ID was already %(status)s.") % {"status": locked.get_status_display().lower()}, "already_decided"
@@ -389,7 +389,7 @@ def id_documents_purge(*, now: dt.datetime | None = None, limit: int = 500) -> i
     purged = 0
     with transaction.atomic():
         due = list(
-            IdentityDocument.objects.select_for_update(skip_locked=True)
+            IdentityDocument.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(delete_after__lte=now, files_deleted_at__isnull=True)
             .exclude(status=IdentityDocument.Status.PENDING)
             .order_by("delete_after")[:limit]

@@ -86,7 +86,7 @@ def _task_path(task: Task) -> str:
 def _lock_users(*user_ids: int) -> None:
     """Lock users' rows in a fixed order (the per-user serialisation point)."""
     ids = sorted({uid for uid in user_ids if uid})
-    list(User.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    list(User.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
 
 
 def _invalid(fields: dict[str, list[str]]) -> ApplicationError:
@@ -245,7 +245,7 @@ def task_skip(task: Task, *, by: User) -> MatchEvent | None:
 
 def _lock_task(task: Task) -> Task:
     try:
-        return Task.objects.select_for_update().get(pk=task.pk)
+        return Task.objects.select_for_update(no_key=True).get(pk=task.pk)
     except Task.DoesNotExist as exc:
         raise NotFound(_("This task no longer exists.")) from exc
 
@@ -307,7 +307,7 @@ def invite(task: Task, *, by: User, contractor: User) -> Invitation:
 @transaction.atomic
 def invitation_decline(invitation: Invitation, *, by: User) -> Invitation:
     """The invited contractor says no. Only them; only while it is unanswered."""
-    locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    locked = Invitation.objects.select_for_update(no_key=True).filter(pk=invitation.pk).first()
     if locked is None or locked.contractor_id != by.pk:
         raise NotFound(_("No such invitation."))
     if locked.status != Invitation.Status.SENT:
@@ -531,7 +531,7 @@ def time_off_update(
     _require_contractor(by)
     starts_at, ends_at, summary = _clean_time_off(starts_at, ends_at, summary, now or timezone.now())
     _lock_users(by.pk)
-    locked = BusyBlock.objects.select_for_update().filter(pk=block.pk, user=by, source=BusyBlock.Source.TIME_OFF).first()
+    locked = BusyBlock.objects.select_for_update(no_key=True).filter(pk=block.pk, user=by, source=BusyBlock.Source.TIME_OFF).first()
     if locked is None:
         raise NotFound(_("No such time off."))
     locked.starts_at, locked.ends_at, locked.summary = starts_at, ends_at, summary

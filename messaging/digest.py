@@ -4,7 +4,7 @@ The message digest: a participant who has messages from the other party that
 they haven't read, that no digest has covered yet, and the oldest of which is
 older than MESSAGE_DIGEST_DELAY, gets ONE email for that conversation listing
 them; then ``last_emailed_seq`` moves past them. Each ReadState row is handled
-in its own short transaction under ``select_for_update(skip_locked=True)``: a
+in its own short transaction under ``select_for_update(no_key=True, skip_locked=True)``: a
 second beat run running at the same time skips the row the first one holds,
 and finds nothing left to send once it commits.
 
@@ -92,7 +92,7 @@ def message_digests_send(*, now: dt.datetime | None = None) -> int:
 def _digest_one(read_state_id: int, cutoff: dt.datetime) -> bool:
     with transaction.atomic():
         state = (
-            ReadState.objects.select_for_update(skip_locked=True, of=("self",))
+            ReadState.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .select_related("conversation__task", "user")
             .filter(pk=read_state_id)
             .first()

@@ -134,7 +134,7 @@ def preferences_set(*, user: User, values: dict[str, dict[str, bool]]) -> dict[s
     from accounts.models import User as UserModel
 
     with transaction.atomic():
-        UserModel.objects.select_for_update().only("pk").get(pk=user.pk)
+        UserModel.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)
         for kind, channels in cleaned.items():
             NotificationPreference.objects.update_or_create(
                 user=user, kind=kind, defaults={"in_app": channels.in_app, "email": channels.email, "sms": channels.sms}
@@ -146,7 +146,7 @@ def _email_off(user: User, kinds: Iterable[str]) -> None:
     from accounts.models import User as UserModel
 
     with transaction.atomic():
-        UserModel.objects.select_for_update().only("pk").get(pk=user.pk)
+        UserModel.objects.select_for_update(no_key=True).only("pk").get(pk=user.pk)
         current = preferences_get(user)
         for kind in kinds:
             channels = current[kind]
@@ -339,7 +339,7 @@ def notification_mark_read(user: User, public_ids: Iterable[str] | str) -> int:
                     raise NotFound(_("Notification not found.")) from exc
             if not wanted:
                 return 0
-            rows = list(mine.select_for_update().filter(public_id__in=wanted).values_list("public_id", flat=True))
+            rows = list(mine.select_for_update(no_key=True).filter(public_id__in=wanted).values_list("public_id", flat=True))
             if len(rows) != len(wanted):
                 raise NotFound(_("Notification not found."))
             changed = mine.filter(public_id__in=wanted, read_at__isnull=True).update(read_at=now)
@@ -396,7 +396,7 @@ def notification_send_email(notification_id: int) -> bool:
     notification was written is honoured. Returns whether an email went out."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update().select_related("user").filter(pk=notification_id).first()
+            Notification.objects.select_for_update(no_key=True).select_related("user").filter(pk=notification_id).first()
         )
         if notification is None or notification.emailed_at is not None:
             return False
@@ -432,7 +432,7 @@ def notification_send_sms(notification_id: int) -> bool:
 
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update().select_related("user").filter(pk=notification_id).first()
+            Notification.objects.select_for_update(no_key=True).select_related("user").filter(pk=notification_id).first()
         )
         if notification is None or notification.sms_sent_at is not None:
             return False

@@ -175,7 +175,7 @@ def message_send(
     stored: list = []
     try:
         with transaction.atomic():
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            locked = Conversation.objects.select_for_update(no_key=True).get(pk=conversation.pk)
             existing = _existing_for(locked, key, by)
             if existing is not None:
                 return existing, False
@@ -257,8 +257,8 @@ def message_mark_read(conversation: Conversation, *, by: Any, up_to_seq: int) ->
             _("Give the number of the last message read."), code="invalid_seq", fields={"seq": [_("Use a whole number.")]}
         )
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        state, _created = ReadState.objects.select_for_update().get_or_create(conversation=locked, user=by)
+        locked = Conversation.objects.select_for_update(no_key=True).get(pk=conversation.pk)
+        state, _created = ReadState.objects.select_for_update(no_key=True).get_or_create(conversation=locked, user=by)
         target = min(up_to_seq, locked.last_seq)
         if target > state.last_read_seq:
             state.last_read_seq = target

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def _lock_user(user: User) -> None:
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).first()
 
 
 def _unavailable(exc: GatewayError) -> ApplicationError:
@@ -130,7 +130,7 @@ def connected_account_refresh(user: User) -> ConnectedAccount | None:
     except GatewayError as exc:
         raise _unavailable(exc) from exc
     with transaction.atomic():
-        account = ConnectedAccount.objects.select_for_update().get(pk=account.pk)
+        account = ConnectedAccount.objects.select_for_update(no_key=True).get(pk=account.pk)
         if (account.details_submitted, account.payouts_enabled) != (status.details_submitted, status.payouts_enabled):
             account.details_submitted = status.details_submitted
             account.payouts_enabled = status.payouts_enabled

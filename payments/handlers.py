@@ -159,7 +159,7 @@ def charge_refunded(event: dict[str, Any]) -> str:
     refunds = get_gateway().list_payment_intent_refunds(intent_id or escrow.payment_intent_id)
     notes = []
     with transaction.atomic():
-        ours = {r.gateway_refund_id: r for r in Refund.objects.select_for_update().filter(escrow=escrow)}
+        ours = {r.gateway_refund_id: r for r in Refund.objects.select_for_update(no_key=True).filter(escrow=escrow)}
         for gateway_refund in refunds:
             row = ours.get(gateway_refund.id)
             if row is None:
@@ -207,7 +207,7 @@ def account_updated(event: dict[str, Any]) -> str:
         details_submitted = bool(obj.get("details_submitted"))
         payouts_enabled = bool(obj.get("payouts_enabled"))
     with transaction.atomic():
-        account = ConnectedAccount.objects.select_for_update().get(gateway_account_id=account_id)
+        account = ConnectedAccount.objects.select_for_update(no_key=True).get(gateway_account_id=account_id)
         if (account.details_submitted, account.payouts_enabled) == (details_submitted, payouts_enabled):
             return "account flags unchanged"
         account.details_submitted = details_submitted
@@ -254,7 +254,7 @@ HANDLERS: dict[str, Handler] = {
 def process_event(event_pk: int) -> str:
     """Run one stored event's handler, at most once to success."""
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
+        event = WebhookEvent.objects.select_for_update(no_key=True).filter(pk=event_pk).first()
         if event is None:
             return "missing"
         if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):

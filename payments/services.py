@@ -128,8 +128,8 @@ def amount_due_cents(task: Task, price_cents: int) -> int:
 def _lock(escrow: Escrow) -> tuple[Task, Escrow]:
     """Lock the escrow's task, then the escrow (the fixed order)."""
     try:
-        task = Task.objects.select_for_update().get(pk=escrow.task_id)
-        locked = Escrow.objects.select_for_update().get(pk=escrow.pk)
+        task = Task.objects.select_for_update(no_key=True).get(pk=escrow.task_id)
+        locked = Escrow.objects.select_for_update(no_key=True).get(pk=escrow.pk)
     except (Task.DoesNotExist, Escrow.DoesNotExist) as exc:
         raise NotFound(_("This payment no longer exists.")) from exc
     return task, locked
@@ -262,8 +262,8 @@ def checkout_start(offer: Offer, *, by: User) -> Escrow:
     now = timezone.now()
     with transaction.atomic():
         try:
-            task = Task.objects.select_for_update().get(pk=offer.task_id)
-            offer = Offer.objects.select_for_update().get(pk=offer.pk)
+            task = Task.objects.select_for_update(no_key=True).get(pk=offer.task_id)
+            offer = Offer.objects.select_for_update(no_key=True).get(pk=offer.pk)
         except (Task.DoesNotExist, Offer.DoesNotExist) as exc:
             raise NotFound(_("This offer no longer exists.")) from exc
         if task.customer_id != by.pk:
@@ -335,7 +335,7 @@ def instant_book_start(task: Task, *, by: User, proposed_start: dt.datetime | No
     now = timezone.now()
     with transaction.atomic():
         try:
-            task = Task.objects.select_for_update().get(pk=task.pk)
+            task = Task.objects.select_for_update(no_key=True).get(pk=task.pk)
         except Task.DoesNotExist as exc:
             raise NotFound(_("This task no longer exists.")) from exc
         if task.customer_id == by.pk:
@@ -509,7 +509,7 @@ def _refundable(escrow: Escrow) -> None:
     if escrow.status == ES.FROZEN:
         raise Conflict(_("This payment is frozen by a chargeback. Unfreeze it first."), code="escrow_frozen")
     if escrow.status == ES.RELEASED:
-        payout = Payout.objects.select_for_update().filter(escrow=escrow).first()
+        payout = Payout.objects.select_for_update(no_key=True).filter(escrow=escrow).first()
         if payout is not None and (
             payout.status == Payout.Status.PAID
             or GatewayOperation.objects.filter(
@@ -635,7 +635,7 @@ def escrow_split(escrow: Escrow, *, contractor_cents: int, reason: str, by: User
         escrow, {Code.CONTRACTOR_PAYABLE: share, Code.PLATFORM_REVENUE: commission}, {Code.REFUNDS_OUT: refunded}
     )
     ledger.post(Kind.SPLIT, escrow, legs, idempotency_key=_key(escrow, "split"), memo=reason, by=by)
-    payout = Payout.objects.select_for_update().filter(escrow=escrow).first()
+    payout = Payout.objects.select_for_update(no_key=True).filter(escrow=escrow).first()
     if share > 0:
         if payout is None:
             Payout.objects.create(
@@ -783,7 +783,7 @@ def payout_attempt(payout: Payout, *, now: dt.datetime | None = None) -> Payout:
     payout_pk = payout.pk
     with transaction.atomic():
         payout = (
-            Payout.objects.select_for_update(skip_locked=True)
+            Payout.objects.select_for_update(no_key=True, skip_locked=True)
             .select_related("escrow")
             .filter(pk=payout.pk, status__in=(Payout.Status.PENDING, Payout.Status.AVAILABLE, Payout.Status.FAILED))
             .first()
@@ -821,7 +821,7 @@ def payout_attempt(payout: Payout, *, now: dt.datetime | None = None) -> Payout:
         )
     except GatewayError as exc:
         with transaction.atomic():
-            locked = Payout.objects.select_for_update().get(pk=payout.pk)
+            locked = Payout.objects.select_for_update(no_key=True).get(pk=payout.pk)
             _op_done(op, error=exc.message, failed=not exc.retryable)
             if locked.status != Payout.Status.PAID:
                 locked.status = Payout.Status.FAILED
@@ -835,7 +835,7 @@ def payout_attempt(payout: Payout, *, now: dt.datetime | None = None) -> Payout:
 
 @transaction.atomic
 def _payout_paid(payout: Payout, escrow: Escrow, op: GatewayOperation, transfer_id: str) -> Payout:
-    payout = Payout.objects.select_for_update().get(pk=payout.pk)
+    payout = Payout.objects.select_for_update(no_key=True).get(pk=payout.pk)
     _op_done(op, response_id=transfer_id)
     if payout.status == Payout.Status.PAID:
         return payout
@@ -922,7 +922,7 @@ def checkout_expire_sweep(*, now: dt.datetime | None = None, limit: int = 500) -
 
 
 def live_escrow(task: Task) -> Escrow | None:
-    return Escrow.objects.select_for_update().filter(task=task, status__in=LIVE).first()
+    return Escrow.objects.select_for_update(no_key=True).filter(task=task, status__in=LIVE).first()
 
 
 def require_held_escrow(task: Task, offer: Offer) -> Escrow:
@@ -930,7 +930,7 @@ def require_held_escrow(task: Task, offer: Offer) -> Escrow:
     the caller). An instant booking's offer is created by the booking itself,
     so its escrow (made for a placeholder offer by the same contractor) is
     pointed at it here."""
-    escrow = Escrow.objects.select_for_update().filter(task=task, status=ES.HELD).first()
+    escrow = Escrow.objects.select_for_update(no_key=True).filter(task=task, status=ES.HELD).first()
     due = amount_due_cents(task, offer.price_cents)
     if escrow is not None and escrow.price_cents == due:
         if escrow.offer_id == offer.pk:

@@ -92,7 +92,7 @@ def payout_hold() -> dt.timedelta:
 
 
 def _lock_task(task_pk: int) -> Task:
-    task = Task.objects.select_for_update().filter(pk=task_pk).first()
+    task = Task.objects.select_for_update(no_key=True).filter(pk=task_pk).first()
     if task is None:
         raise NotFound(_("This task no longer exists."))
     return task
@@ -101,7 +101,7 @@ def _lock_task(task_pk: int) -> Task:
 def _lock(dispute: Dispute) -> Dispute:
     """Task row, then dispute row, both locked for the rest of the transaction."""
     _lock_task(dispute.task_id)
-    locked = Dispute.objects.select_for_update().select_related("task", "opened_by", "against").filter(
+    locked = Dispute.objects.select_for_update(no_key=True).select_related("task", "opened_by", "against").filter(
         pk=dispute.pk
     ).first()
     if locked is None:
@@ -171,7 +171,7 @@ def money(cents: int | None, currency: str = "USD") -> str:
 def _live_escrow(task: Task, *, lock: bool = False) -> Escrow | None:
     qs = Escrow.objects.filter(task=task, status__in=LIVE_ESCROW).order_by("-pk")
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(no_key=True)
     return qs.first()
 
 
@@ -479,7 +479,7 @@ def _proposal_terms(dispute: Dispute, kind: Any, percent: Any) -> dict[str, Any]
 def _create_proposal(dispute: Dispute, by: User, terms: dict[str, Any], *, message: str) -> DisputeProposal:
     now = timezone.now()
     superseded = list(
-        DisputeProposal.objects.select_for_update().filter(dispute=dispute, status=PS.OPEN).values_list("pk", flat=True)
+        DisputeProposal.objects.select_for_update(no_key=True).filter(dispute=dispute, status=PS.OPEN).values_list("pk", flat=True)
     )
     if superseded:
         DisputeProposal.objects.filter(pk__in=superseded).update(status=PS.SUPERSEDED, decided_at=now)
@@ -559,7 +559,7 @@ def dispute_propose(
 def _lock_proposal(proposal: DisputeProposal, by: User) -> tuple[Dispute, DisputeProposal]:
     dispute = _lock(proposal.dispute)
     _require_party(dispute, by)
-    locked = DisputeProposal.objects.select_for_update().get(pk=proposal.pk)
+    locked = DisputeProposal.objects.select_for_update(no_key=True).get(pk=proposal.pk)
     if locked.status != PS.OPEN:
         raise Conflict(
             _("This proposal is no longer open (%(status)s).") % {"status": locked.get_status_display().lower()},
@@ -855,9 +855,9 @@ def dispute_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[s
 
 @transaction.atomic
 def _sweep_one(pk: int, task_id: int, now: dt.datetime) -> str | None:
-    if Task.objects.select_for_update(skip_locked=True).filter(pk=task_id).first() is None:
+    if Task.objects.select_for_update(no_key=True, skip_locked=True).filter(pk=task_id).first() is None:
         return None
-    dispute = Dispute.objects.select_for_update(skip_locked=True).select_related("task", "opened_by", "against")
+    dispute = Dispute.objects.select_for_update(no_key=True, skip_locked=True).select_related("task", "opened_by", "against")
     dispute = dispute.filter(pk=pk, status__in=[DS.AWAITING_RESPONSE, DS.NEGOTIATING]).first()
     if dispute is None:
         return None

@@ -67,14 +67,14 @@ def _invalid(fields: dict[str, list[str]]) -> ApplicationError:
 
 def _lock_task(task: Task) -> Task:
     try:
-        return Task.objects.select_for_update().get(pk=task.pk)
+        return Task.objects.select_for_update(no_key=True).get(pk=task.pk)
     except Task.DoesNotExist as exc:
         raise NotFound(_("This task no longer exists.")) from exc
 
 
 def _lock_review(review: Review) -> Review:
     try:
-        return Review.objects.select_for_update().select_related("task").get(pk=review.pk)
+        return Review.objects.select_for_update(no_key=True).select_related("task").get(pk=review.pk)
     except Review.DoesNotExist as exc:
         raise NotFound(_("This review no longer exists.")) from exc
 
@@ -243,7 +243,7 @@ def review_submit(
         )
     clean_stars, clean_text, clean_subs = _clean_review_input(role, stars, text, sub_ratings or {})
 
-    existing = {r.role: r for r in Review.objects.select_for_update().filter(task=task)}
+    existing = {r.role: r for r in Review.objects.select_for_update(no_key=True).filter(task=task)}
     mine = existing.get(role)
     other = next((r for r_role, r in existing.items() if r_role != role), None)
     if mine is not None and mine.published_at is not None:
@@ -298,9 +298,9 @@ def reviews_publish_due(*, now: dt.datetime | None = None, limit: int = 500) -> 
         .distinct()[:limit]
     )
     published = 0
-    for task in Task.objects.select_for_update().filter(pk__in=task_ids).order_by("pk"):
+    for task in Task.objects.select_for_update(no_key=True).filter(pk__in=task_ids).order_by("pk"):
         due = list(
-            Review.objects.select_for_update()
+            Review.objects.select_for_update(no_key=True)
             .select_related("task", "reviewer", "reviewee")
             .filter(task=task, published_at__isnull=True, window_closes_at__lte=now)
             .order_by("pk")
@@ -388,7 +388,7 @@ def review_hide(*, review: Review, by: User, reason: Any, now: dt.datetime | Non
     review.hidden_reason = clean
     review.save(update_fields=["hidden_at", "hidden_by", "hidden_reason"])
     report_ids = list(
-        ReviewReport.objects.select_for_update()
+        ReviewReport.objects.select_for_update(no_key=True)
         .filter(review=review, status=ReviewReport.Status.OPEN)
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -414,7 +414,7 @@ def review_report_dismiss(*, report: ReviewReport, by: User, reason: Any, now: d
         raise PermissionDenied(_("Only staff can decide reports."), code="not_staff")
     clean = _clean_reason(reason)
     try:
-        report = ReviewReport.objects.select_for_update().get(pk=report.pk)
+        report = ReviewReport.objects.select_for_update(no_key=True).get(pk=report.pk)
     except ReviewReport.DoesNotExist as exc:
         raise NotFound(_("This report no longer exists.")) from exc
     if report.status != ReviewReport.Status.OPEN:
@@ -439,7 +439,7 @@ def trust_recompute(*, user: User, reason: str = "", now: dt.datetime | None = N
     contractor = scoring.contractor_breakdown(user, now=now)
     customer = scoring.customer_breakdown(user, now=now)
     TrustScore.objects.get_or_create(user=user)
-    trust = TrustScore.objects.select_for_update().get(user=user)
+    trust = TrustScore.objects.select_for_update(no_key=True).get(user=user)
     trust.score = contractor.score
     trust.factors = contractor.factors
     trust.customer_score = customer.score

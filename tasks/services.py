@@ -85,14 +85,14 @@ BOOKED = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.SUBMITTED, S.COMPLETED, S.DISPU
 def _lock(task: Task) -> Task:
     """The task's row, locked for the rest of the transaction, as it is now."""
     try:
-        return Task.objects.select_for_update().get(pk=task.pk)
+        return Task.objects.select_for_update(no_key=True).get(pk=task.pk)
     except Task.DoesNotExist as exc:
         raise NotFound(_("This task no longer exists.")) from exc
 
 
 def _lock_offer(offer: Offer) -> Offer:
     try:
-        return Offer.objects.select_for_update().get(pk=offer.pk)
+        return Offer.objects.select_for_update(no_key=True).get(pk=offer.pk)
     except Offer.DoesNotExist as exc:
         raise NotFound(_("This offer no longer exists.")) from exc
 
@@ -442,7 +442,7 @@ def task_remove_photo(photo: TaskPhoto, *, by: User) -> None:
     _require_customer(task, by)
     _require_editable(task)
     try:
-        photo = TaskPhoto.objects.select_for_update().get(pk=photo.pk, task=task, kind=TaskPhoto.Kind.PROBLEM)
+        photo = TaskPhoto.objects.select_for_update(no_key=True).get(pk=photo.pk, task=task, kind=TaskPhoto.Kind.PROBLEM)
     except TaskPhoto.DoesNotExist as exc:
         raise NotFound(_("This photo no longer exists.")) from exc
     if task.status == S.OPEN and _problem_photo_count(task) <= 1:
@@ -495,7 +495,7 @@ def _input_from(task: Task) -> TaskInput:
 def _decline_pending_offers(task: Task, *, by: User | None, reason: str, now: dt.datetime) -> list[Offer]:
     """Decline every pending offer on a (locked) task and tell their makers."""
     pending = list(
-        Offer.objects.select_for_update().filter(task=task, status=Offer.Status.PENDING).order_by("pk")
+        Offer.objects.select_for_update(no_key=True).filter(task=task, status=Offer.Status.PENDING).order_by("pk")
     )
     for offer in pending:
         offer.status = Offer.Status.DECLINED
@@ -874,7 +874,7 @@ def task_submit_proof(task: Task, *, by: User, note: str, files: Sequence[Upload
 
 
 def _pending_proof(task: Task) -> ProofSubmission | None:
-    return ProofSubmission.objects.select_for_update().filter(task=task, decision=ProofSubmission.Decision.PENDING).first()
+    return ProofSubmission.objects.select_for_update(no_key=True).filter(task=task, decision=ProofSubmission.Decision.PENDING).first()
 
 
 def _complete(task: Task, *, action: str, now: dt.datetime, decision: str) -> ProofSubmission | None:
@@ -1020,7 +1020,7 @@ def _photos_doubted(task: Task) -> bool:
 
 @transaction.atomic
 def _sweep_one(pk: int, now: dt.datetime) -> str | None:
-    task = Task.objects.select_for_update(skip_locked=True).filter(pk=pk, status=S.SUBMITTED).first()
+    task = Task.objects.select_for_update(no_key=True, skip_locked=True).filter(pk=pk, status=S.SUBMITTED).first()
     if task is None:  # another sweeper or a customer holds it, or it moved on
         return None
     if task.auto_approve_at is not None and task.auto_approve_at <= now and not _photos_doubted(task):

@@ -336,7 +336,7 @@ def photo_check_run(*, proof_id: int, final_attempt: bool = True, judge: Any = _
             logger.warning("AI photo check of proof %s failed: %s", proof_id, exc)
 
     with transaction.atomic():
-        check = PhotoCheck.objects.select_for_update().get(pk=check.pk)
+        check = PhotoCheck.objects.select_for_update(no_key=True).get(pk=check.pk)
         if check.status != S.PENDING:
             return RunOutcome(check)
         _store_hashes(findings)
@@ -445,7 +445,7 @@ def photo_check_review(check: PhotoCheck, *, by: User, decision: str, reason: st
     if fields:
         raise ApplicationError(_("Check the decision."), code="invalid", fields=fields)
 
-    check = PhotoCheck.objects.select_for_update().select_related("proof__task").get(pk=check.pk)
+    check = PhotoCheck.objects.select_for_update(no_key=True).select_related("proof__task").get(pk=check.pk)
     if check.reviewed_at is not None:
         raise Conflict(_("This photo check has already been reviewed."), code="already_reviewed")
     if check.status not in (S.NEEDS_REVIEW, S.FAIL):
