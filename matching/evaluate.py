@@ -48,6 +48,7 @@ from . import features, ranking
 from .models import RankingModel
 
 TRAIN_SHARE = 0.75
+MIN_ROWS = ranking.DEFAULT_MIN_ROWS  # labelled pairs needed to train (tests lower it for a tiny market)
 KS = (1, 5)
 NDCG_K = 10
 CANDIDATE_MODES = ("offered", "all")
@@ -276,7 +277,7 @@ def evaluate(
         simulated = True
     _first, cutoff, _last = cutoff_for(train_share)
     say(f"Training on the outcomes before {cutoff:%Y-%m-%d %H:%M}...")
-    record = ranking.train(until=cutoff)
+    record = ranking.train(until=cutoff, min_rows=MIN_ROWS)
     if record is None:
         raise EvaluationError("Too little history before the cutoff to train a model.")
     ranking.reset_cache()

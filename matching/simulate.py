@@ -349,6 +349,9 @@ def _quiet_product(clock: SimClock) -> Iterator[None]:
             stack.enter_context(
                 override_settings(
                     EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+                    # The simulated gateway in this process's memory, not make run's
+                    # shared state file (rewritten on every call, shared between processes).
+                    PAYMENTS_SIMULATED_STATE_FILE="",
                     # Smart alerts would rank with the model being evaluated: not simulated.
                     MATCHING_ALERTS_ON_PUBLISH=False,
                 )
@@ -370,11 +373,13 @@ class Market:
         contractors: int = 150,
         tasks: int | None = None,
         end: dt.datetime | None = None,
+        metros: tuple[Metro, ...] = METROS,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if months < 1 or customers < 1 or contractors < 1:
             raise ValueError("months, customers and contractors must be at least 1")
         self.seed = seed
+        self.metros = metros
         self.rng = np.random.default_rng(seed)
         self.months = months
         self.n_customers = customers
@@ -424,14 +429,15 @@ class Market:
             )
         self._categories()
         rng = self.rng
-        zips = [_metro_zips(m) for m in METROS]
-        shares = np.array([m.share for m in METROS])
+        zips = [_metro_zips(m) for m in self.metros]
+        shares = np.array([m.share for m in self.metros])
+        shares = shares / shares.sum()
         demand = np.array([t.demand for t in TRADES])
         demand = demand / demand.sum()
         slugs = [t.slug for t in TRADES]
 
         for i in range(self.n_contractors):
-            metro = int(rng.choice(len(METROS), p=shares))
+            metro = int(rng.choice(len(self.metros), p=shares))
             postal_code, lat, lon = zips[metro][int(rng.integers(len(zips[metro])))]
             primary = slugs[int(rng.choice(len(slugs), p=demand))]
             extra = int(rng.choice([0, 1, 2], p=[0.35, 0.45, 0.2]))
@@ -487,7 +493,7 @@ class Market:
         self.progress(f"{self.n_contractors} contractors")
 
         for i in range(self.n_customers):
-            metro = int(rng.choice(len(METROS), p=shares))
+            metro = int(rng.choice(len(self.metros), p=shares))
             postal_code, lat, lon = zips[metro][int(rng.integers(len(zips[metro])))]
             w = rng.dirichlet([2.0, 2.0, 2.0, 1.0])
             needs = list(dict.fromkeys(rng.choice(slugs, size=3, replace=True, p=demand)))
@@ -893,6 +899,7 @@ def simulate(
     contractors: int = 150,
     tasks: int | None = None,
     end: dt.datetime | None = None,
+    metros: tuple[Metro, ...] = METROS,
     progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
     """Create a simulated market in this database and play its history.
@@ -901,6 +908,13 @@ def simulate(
     this seed is already there. Not one transaction: months of activity
     commit as they happen, as they would in production."""
     market = Market(
-        seed=seed, months=months, customers=customers, contractors=contractors, tasks=tasks, end=end, progress=progress
+        seed=seed,
+        months=months,
+        customers=customers,
+        contractors=contractors,
+        tasks=tasks,
+        end=end,
+        metros=metros,
+        progress=progress,
     )
     return market.run()
