@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -284,7 +285,12 @@ def calendar_import(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    _("Imported %(n)d busy times. They replace your previous import.") % {"n": len(blocks)},
+                    ngettext(
+                        "Imported %(n)d busy time. It replaces your previous import.",
+                        "Imported %(n)d busy times. They replace your previous import.",
+                        len(blocks),
+                    )
+                    % {"n": len(blocks)},
                 )
                 return redirect(reverse("matching:availability") + "#import")
         return _availability(request, import_form=form, status=400)
@@ -298,7 +304,9 @@ def calendar_import_clear(request: HttpRequest) -> HttpResponse:
         removed = services.ics_import_clear(user=request.user)
     except ApplicationError as exc:
         return _refused(request, exc, back)
-    messages.success(request, _("Removed %(n)d imported busy times.") % {"n": removed})
+    messages.success(
+        request, ngettext("Removed %(n)d imported busy time.", "Removed %(n)d imported busy times.", removed) % {"n": removed}
+    )
     return redirect(back)
 
 

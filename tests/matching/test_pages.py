@@ -337,7 +337,7 @@ def test_import_busy_times_from_the_page(client, contractor):
     login(client, contractor)
     upload = SimpleUploadedFile("work.ics", future_event_file(), content_type="text/calendar")
     response = client.post(reverse("matching:calendar_import"), {"file": upload}, follow=True)
-    assert "Imported 1 busy times." in text(response)
+    assert "Imported 1 busy time." in text(response)
     assert "1 imported busy time" in text(response)
     assert list(BusyBlock.objects.filter(user=contractor).values_list("source", "summary")) == [("imported", "Other job")]
     client.post(reverse("matching:calendar_import_clear"))
