@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import random
+import zlib
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -243,19 +245,34 @@ TASKS: list[DemoTask] = [
 
 
 def demo_photo(title: str, trade: str, *, done: bool = False) -> SimpleUploadedFile:
-    """A drawn 800x600 JPEG: a tinted room, a work area and the job's title."""
+    """A drawn 800x600 JPEG: a tinted room, a work area and the job's title.
+
+    The room's layout is laid out from the title (and before/after), so every
+    demo photo is its own picture: the proof-photo check's duplicate finder
+    (tasks.phash) would rightly fail reused pictures.
+    """
+    rng = random.Random(zlib.crc32(f"{title}|{done}".encode()))
     colour = PALETTE.get(trade, (120, 120, 120))
-    image = Image.new("RGB", (800, 600), tuple(min(255, c + 90) for c in colour))
+    wall = tuple(min(255, c + rng.randint(40, 120)) for c in colour)
+    image = Image.new("RGB", (800, 600), wall)
     draw = ImageDraw.Draw(image)
-    draw.rectangle((0, 420, 800, 600), fill=tuple(max(0, c - 40) for c in colour))  # floor
-    draw.rectangle((500, 120, 700, 300), fill=(235, 240, 245), outline=(60, 60, 60), width=6)  # window
-    draw.line((600, 120, 600, 300), fill=(60, 60, 60), width=4)
-    draw.ellipse((120, 250, 380, 470), fill=colour, outline=(30, 30, 30), width=5)  # the thing to fix
+    floor_y = rng.randint(330, 470)
+    draw.rectangle((0, floor_y, 800, 600), fill=tuple(max(0, c - rng.randint(20, 80)) for c in colour))  # floor
+    for _ in range(rng.randint(3, 6)):  # cupboards, shelves, pictures
+        x, y = rng.randint(0, 700), rng.randint(80, floor_y)
+        w, h = rng.randint(60, 260), rng.randint(40, 220)
+        shade = tuple(rng.randint(30, 230) for _ in range(3))
+        draw.rectangle((x, y, x + w, y + h), fill=shade, outline=(40, 40, 40), width=3)
+    wx, wy = rng.randint(380, 620), rng.randint(90, 200)
+    draw.rectangle((wx, wy, wx + 160, wy + 160), fill=(235, 240, 245), outline=(60, 60, 60), width=6)  # window
+    draw.line((wx + 80, wy, wx + 80, wy + 160), fill=(60, 60, 60), width=4)
+    cx, cy = rng.randint(60, 360), rng.randint(200, 330)
+    draw.ellipse((cx, cy, cx + 260, cy + 220), fill=colour, outline=(30, 30, 30), width=5)  # the thing to fix
     if done:
-        draw.line((180, 360, 240, 420), fill=(40, 160, 60), width=18)
-        draw.line((240, 420, 340, 290), fill=(40, 160, 60), width=18)
+        draw.line((cx + 60, cy + 110, cx + 120, cy + 170), fill=(40, 160, 60), width=18)
+        draw.line((cx + 120, cy + 170, cx + 220, cy + 40), fill=(40, 160, 60), width=18)
     else:
-        draw.line((170, 300, 330, 420), fill=(200, 40, 40), width=12)
+        draw.line((cx + 50, cy + 50, cx + 210, cy + 170), fill=(200, 40, 40), width=12)
     font = ImageFont.load_default(size=34)
     draw.rectangle((0, 0, 800, 70), fill=(255, 255, 255))
     draw.text((20, 16), ("Done: " if done else "") + title[:40], fill=(20, 20, 20), font=font)

@@ -186,3 +186,16 @@ def test_without_the_demo_people_it_refuses_and_writes_nothing():
         demo.seed(io.StringIO())
 
     assert Task.objects.count() == 0
+
+
+def test_demo_proof_photos_pass_the_duplicate_check(django_capture_on_commit_callbacks):
+    """Every demo photo is its own picture, so no demo proof is failed as a reused photo."""
+    from tasks.models import PhotoCheck
+
+    accounts_demo.seed(io.StringIO())
+    with django_capture_on_commit_callbacks(execute=True):
+        demo.seed(io.StringIO())
+
+    checks = list(PhotoCheck.objects.values_list("status", flat=True))
+    assert checks, "the demo has submitted and completed work with proof photos"
+    assert "fail" not in checks
