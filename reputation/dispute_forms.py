@@ -27,6 +27,19 @@ class PhotosField(forms.FileField):
         return list(files)
 
 
+class _DistinctIds(forms.Form):
+    """The dispute page shows several of these forms at once (respond, propose,
+    evidence, reject) with fields of the same names; each form's element ids
+    start with its own word so every label points at its own field."""
+
+    id_word = ""
+
+    def __init__(self, *args, **kwargs):
+        if self.id_word:
+            kwargs.setdefault("auto_id", f"{self.id_word}-%s")
+        super().__init__(*args, **kwargs)
+
+
 class OpenDisputeForm(forms.Form):
     reason = forms.ChoiceField(label=_("What is the dispute about?"), choices=Dispute.Reason.choices)
     text = forms.CharField(
@@ -38,12 +51,16 @@ class OpenDisputeForm(forms.Form):
     photos = PhotosField(label=_("Photos (optional)"), help_text=_("Up to 10 photos, 10 MB each."))
 
 
-class EvidenceForm(forms.Form):
+class EvidenceForm(_DistinctIds):
+    id_word = "evidence"
+
     text = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=MAX_TEXT_CHARS)
     photos = PhotosField(label=_("Photos"))
 
 
-class RespondForm(forms.Form):
+class RespondForm(_DistinctIds):
+    id_word = "respond"
+
     text = forms.CharField(label=_("Your side"), widget=forms.Textarea(attrs={"rows": 5}), max_length=MAX_TEXT_CHARS)
     photos = PhotosField(label=_("Photos (optional)"))
     proposal_kind = forms.ChoiceField(
@@ -56,7 +73,9 @@ class RespondForm(forms.Form):
     )
 
 
-class ProposeForm(forms.Form):
+class ProposeForm(_DistinctIds):
+    id_word = "propose"
+
     kind = forms.ChoiceField(label=_("Settlement"), choices=DisputeProposal.Kind.choices)
     percent = forms.IntegerField(
         label=_("Refund percentage (partial refund, 1-99)"),
@@ -66,5 +85,7 @@ class ProposeForm(forms.Form):
     message = forms.CharField(label=_("Message (optional)"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
-class RejectForm(forms.Form):
+class RejectForm(_DistinctIds):
+    id_word = "reject"
+
     message = forms.CharField(label=_("Why not? (optional)"), widget=forms.Textarea(attrs={"rows": 2}), required=False)
