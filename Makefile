@@ -41,6 +41,9 @@ run: $(VENV)/.run-installed
 	@echo ""
 	@echo "Open http://$(HOST):$(PORT)/ and log in with a demo account above, or sign up:"
 	@echo "emails (with their verification links) are printed here. Ctrl+C stops."
+	@# The beat schedule (auto-approval, payouts after the hold, digests...) runs
+	@# in a second process: make run has no Celery worker or beat.
+	@env $(RUN_ENV) $(PY) manage.py run_schedule --tick 15 > var/schedule.log 2>&1 &
 	@# exec: Ctrl+C and kill reach uvicorn itself, not a shell around it.
 	@exec env $(RUN_ENV) SITE_URL=http://$(HOST):$(PORT) $(VENV)/bin/uvicorn marketplace.asgi:application \
 		--host $(HOST) --port $(PORT) --lifespan off --ws-max-size 65536
