@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -188,6 +189,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "accounts.purge_id_documents",
         "schedule": 3600.0,
         "options": {"expires": 3500},
+    },
+    # The matching model, retrained on the day's outcomes (03:30 market time).
+    "matching.train_nightly": {
+        "task": "matching.train_nightly",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 3600},
     },
 }
 
