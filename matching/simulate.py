@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import heapq
 import io
@@ -286,6 +287,7 @@ def _haversine_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) ->
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
 
 
+@functools.lru_cache(maxsize=8)
 def _metro_zips(metro: Metro) -> list[tuple[str, float, float]]:
     """Standard ZIP codes (offline, from ``zipcodes``) within the metro's radius."""
     import zipcodes
