@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from accounts.selectors import money_display
 from core.errors import NotFound
 
+from . import ledger
 from .models import ConnectedAccount, Escrow, LedgerTransaction, Payout, Refund, SavedPaymentMethod
 
 PAID_STATUSES = (
@@ -171,19 +172,40 @@ def task_money(task: Any, user: Any) -> dict[str, Any] | None:
     payout = Payout.objects.filter(escrow=escrow).first()
     events = []
     for txn in LedgerTransaction.objects.filter(escrow=escrow).prefetch_related("entries__account").order_by("created_at", "id"):
-        events.append({"at": txn.created_at, "kind": txn.kind, "label": MONEY_EVENT_LABELS.get(txn.kind, txn.get_kind_display()),
+        events.append({"at": txn.created_at, "kind": txn.kind, "label": _event_label(txn),
                        "amount": _movement(txn, escrow), "memo": txn.memo})
+    share_cents, gross_cents = contractor_share(escrow), escrow.price_cents
+    if escrow.status in (Escrow.Status.SPLIT, Escrow.Status.REFUNDED):
+        # Settled by a dispute or a cancellation: the pro gets the part of the
+        # price released to them, less its commission (their payout), not the
+        # full share.
+        gross_cents = escrow.released_cents if escrow.status == Escrow.Status.SPLIT else 0
+        paid = payout is not None and payout.status != Payout.Status.CANCELLED
+        share_cents = payout.amount_cents if paid and gross_cents else 0
     refunds = list(Refund.objects.filter(escrow=escrow).order_by("created_at"))
     return {
         "escrow": escrow,
         "is_customer": is_customer,
         "is_contractor": is_contractor,
-        "share_cents": contractor_share(escrow),
+        "share_cents": share_cents,
+        "gross_cents": gross_cents,
+        "fee_cents": gross_cents - share_cents,
         "payout": payout,
         "events": events,
         "refunds": refunds,
         "headline": _headline(escrow, payout, for_contractor=is_contractor and not is_customer),
     }
+
+
+def _event_label(txn: LedgerTransaction) -> str:
+    """Freezing and unfreezing (a dispute, a chargeback) are adjustments in
+    the ledger; say what they mean."""
+    if txn.kind == LedgerTransaction.Kind.ADJUSTMENT:
+        if ledger.UNFREEZE_MARK in txn.idempotency_key:
+            return _("Hold lifted")
+        if ledger.FREEZE_MARK in txn.idempotency_key:
+            return _("Put on hold")
+    return MONEY_EVENT_LABELS.get(txn.kind, txn.get_kind_display())
 
 
 def _movement(txn: LedgerTransaction, escrow: Escrow) -> str:
