@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from core.api import CappedPagination
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from matching import selectors as matching_selectors
 from payments import pages as payment_pages
 from payments import services as payment_services
 from payments.gateway import get_gateway
@@ -264,7 +265,7 @@ class TaskListCreateView(TasksListAPIView):
 
 
 class NearbyTasksView(TasksListAPIView):
-    """Find work: open tasks near a point, nearest first by default."""
+    """Find work: open tasks near a point, best match first by default (nearest first is ``sort=distance``)."""
 
     serializer_class = NearbyTaskSerializer
     pagination_class = CappedPagination
@@ -303,9 +304,11 @@ class NearbyTasksView(TasksListAPIView):
             date_from=args.get("date_from"),
             date_to=args.get("date_to"),
             q=args.get("q"),
-            sort=args["sort"],
+            sort="distance" if args["sort"] == "best_match" else args["sort"],
             exclude_customer=user,
         )
+        if args["sort"] == "best_match":
+            return matching_selectors.ranked_tasks_for(user, tasks)
         return tasks
 
     def get_serializer_context(self) -> dict[str, Any]:

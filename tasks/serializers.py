@@ -566,9 +566,9 @@ class NearbyQuerySerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=200, help_text=_("Words in the title or description.")
     )
     sort = serializers.ChoiceField(
-        choices=["distance", "newest", "budget", "relevance"],
+        choices=["best_match", "distance", "newest", "budget", "relevance"],
         required=False,
-        help_text=_("Default: relevance with q, distance without."),
+        help_text=_("Default: relevance with q, best_match (matching.selectors) without."),
     )
 
     def validate(self, attrs: dict) -> dict:
@@ -587,5 +587,5 @@ class NearbyQuerySerializer(serializers.Serializer):
             errors["sort"] = [_("Sorting by relevance needs a search (q).")]
         if errors:
             raise serializers.ValidationError(errors)
-        attrs.setdefault("sort", "relevance" if q else "distance")
+        attrs.setdefault("sort", "relevance" if q else "best_match")
         return attrs

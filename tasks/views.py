@@ -26,6 +26,7 @@ from accounts import selectors as account_selectors
 from core.errors import ApplicationError, Conflict, NotFound
 from core.geo import distance_km
 from core.pagination import CappedPaginator
+from matching import selectors as matching_selectors
 from payments import pages as payment_pages
 from payments import services as payment_services
 
@@ -576,11 +577,15 @@ def find_work(request: HttpRequest) -> HttpResponse:
     form = FindWorkForm(request.GET or None, radius_km=profile.service_radius_km)
     status = 200
     page_obj = None
+    ranked_by = None
     if form.is_bound and not form.is_valid():
         status = 400
     else:
         data = form.cleaned_data if form.is_bound else {}
         category = data.get("category")
+        # Best match (matching.selectors) is the default without a search;
+        # a search keeps relevance first, and any chosen sort is kept.
+        best_match = not data.get("sort") and not data.get("q")
         queryset = selectors.open_tasks_near(
             latitude=profile.latitude,
             longitude=profile.longitude,
@@ -591,15 +596,19 @@ def find_work(request: HttpRequest) -> HttpResponse:
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             q=data.get("q") or None,
-            sort=data.get("sort") or None,
+            sort="distance" if best_match else data.get("sort") or None,
             exclude_customer=user,
         )
+        if best_match:
+            queryset = matching_selectors.ranked_tasks_for(user, queryset)
+            ranked_by = queryset.ranker
         page_obj = _page(request, queryset, CappedPaginator)
     context = {
         "profile": profile,
         "ready": True,
         "form": form,
         "page_obj": page_obj,
+        "ranked_by": ranked_by,
         "query": _query_without_page(request),
         "more_filters": any(
             request.GET.get(name) or name in form.errors

@@ -227,16 +227,22 @@ def test_nearby_makes_the_same_number_of_queries_for_5_and_25_tasks(
 
     post(5)
     params = {"page_size": 50, "q": "tap"}
-    few = queries_for(client, NEARBY, {"page_size": 50})
+    nearest = {"page_size": 50, "sort": "distance"}
+    few = queries_for(client, NEARBY, nearest)
     few_search = queries_for(client, NEARBY, params)
+    # The default, best match (matching.selectors): a fixed number of feature queries per page too.
+    few_best = queries_for(client, NEARBY, {"page_size": 50})
     # token, profile, count, page, categories, photos
     assert few <= 6
     post(20)
     with django_assert_max_num_queries(few):
-        response = client.get(NEARBY, {"page_size": 50})
+        response = client.get(NEARBY, nearest)
     assert response.json()["count"] == 25 and len(response.json()["results"]) == 25
     with django_assert_max_num_queries(few_search):
         assert client.get(NEARBY, params).status_code == 200
+    with django_assert_max_num_queries(few_best):
+        response = client.get(NEARBY, {"page_size": 50})
+    assert response.json()["count"] == 25 and len(response.json()["results"]) == 25
 
 
 # --- My jobs ----------------------------------------------------------------------

@@ -1,0 +1,199 @@
+"""Recommendations both ways, ranked by ``ranking.get_ranker()``.
+
+- ``best_tasks_for(contractor)``: open tasks within the contractor's radius
+  (``tasks.selectors.open_tasks_near``), the CANDIDATE_CAP nearest scored;
+  Find work's default "Best match" order.
+- ``best_contractors_for(task)``: onboarded, active contractors with the
+  task's trade whose own radius reaches it (a latitude/longitude box on
+  indexed columns first), the CANDIDATE_CAP nearest scored; the customer's
+  "Pros to invite" and the smart alerts.
+
+Each returns ``[(object, score, reasons)]``, best first. Features are
+computed for all candidates in one batch (a fixed number of queries), and only
+the returned objects are loaded whole.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+
+from accounts.models import ContractorProfile, User
+from core.errors import NotFound
+from tasks import selectors as task_selectors
+from tasks.models import Task
+
+from . import features, ranking
+
+CANDIDATE_CAP = 2_000
+KM_PER_DEGREE_LAT = 111.045
+# Fields the features read; the rest of a task is loaded only for the results.
+TASK_FIELDS = (
+    "id", "customer_id", "category_id", "title", "description", "latitude", "longitude", "budget_type",
+    "budget_cents", "estimated_hours", "schedule_type", "window_start", "window_end", "deadline", "published_at",
+    "created_at", "status", "contractor_id",
+)
+
+
+def _profile(user: Any) -> ContractorProfile | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return ContractorProfile.objects.filter(user=user).first()
+
+
+class RankedTasks:
+    """Scored candidates in best-match order, loading whole tasks only for the
+    slice that is read: a Django Paginator (or DRF's) pages through it like a
+    queryset. Each task read carries ``match_score`` and ``match_reasons``."""
+
+    def __init__(self, entries: list[tuple[int, float, np.ndarray]], queryset: QuerySet[Task], ranker: ranking.Ranker):
+        self.entries = entries
+        self.queryset = queryset
+        self.ranker = ranker
+
+    def count(self) -> int:
+        return len(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return RankedTasks(self.entries[key], self.queryset, self.ranker)
+        return list(RankedTasks([self.entries[key]], self.queryset, self.ranker))[0]
+
+    def __iter__(self):
+        if not self.entries:
+            return iter(())
+        full = {task.pk: task for task in self.queryset.filter(pk__in=[pk for pk, _s, _x in self.entries])}
+        out = []
+        for pk, score, row in self.entries:
+            task = full.get(pk)
+            if task is None:  # taken or cancelled since it was scored
+                continue
+            task.match_score = score
+            task.match_reasons = self.ranker.explain(row, audience="contractor")
+            out.append(task)
+        return iter(out)
+
+
+def ranked_tasks_for(contractor: Any, queryset: QuerySet[Task] | None = None) -> RankedTasks:
+    """All scored candidates for ``contractor`` (at most CANDIDATE_CAP), best first.
+
+    ``queryset``: the candidates (e.g. Find work's filtered search, nearest
+    first); default: open tasks within their service radius, not their own.
+    Only its first CANDIDATE_CAP rows (the nearest, when ordered by distance)
+    are scored. A contractor with no base (the API's explicit point) is still
+    ranked, their distance features as far as can be. Tasks read from the result are rows of ``queryset`` (with its
+    annotations, such as ``distance_km``)."""
+    ranker = ranking.get_ranker()
+    if queryset is None:
+        profile = _profile(contractor)
+        if profile is None or profile.latitude is None or profile.longitude is None:
+            return RankedTasks([], Task.objects.none(), ranker)
+        queryset = task_selectors.open_tasks_near(
+            latitude=profile.latitude,
+            longitude=profile.longitude,
+            radius_km=profile.service_radius_km,
+            sort="distance",
+            exclude_customer=contractor,
+        )
+    candidates = list(queryset.prefetch_related(None).only(*TASK_FIELDS)[:CANDIDATE_CAP])
+    if not candidates:
+        return RankedTasks([], queryset, ranker)
+    X, _pairs = features.pair_matrix(candidates, contractor)
+    scores = ranker.score(X)
+    order = _top(scores, len(candidates))
+    return RankedTasks([(candidates[i].pk, float(scores[i]), X[i]) for i in order], queryset, ranker)
+
+
+def best_tasks_for(
+    contractor: Any, queryset: QuerySet[Task] | None = None, *, limit: int = 50
+) -> list[tuple[Task, float, list[str]]]:
+    """The ``limit`` open tasks that suit ``contractor`` best, best first, as
+    ``(task, score, reasons)``; see ``ranked_tasks_for`` for the candidates."""
+    return [(task, task.match_score, task.match_reasons) for task in ranked_tasks_for(contractor, queryset)[:limit]]
+
+
+def _top(scores: np.ndarray, limit: int) -> list[int]:
+    """Indexes of the ``limit`` best scores, best first (ties: earlier candidate, i.e. nearer, first)."""
+    if limit <= 0 or len(scores) == 0:
+        return []
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    return [int(i) for i in order[:limit]]
+
+
+def contractor_candidates(task: Task) -> list[int]:
+    """User ids of onboarded, active contractors with the task's trade whose
+    service radius reaches the task, nearest first, at most CANDIDATE_CAP."""
+    lat, lon = float(task.latitude), float(task.longitude)
+    reach = ContractorProfile.MAX_RADIUS_KM
+    dlat = reach / KM_PER_DEGREE_LAT
+    dlon = reach / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01))
+    rows = (
+        ContractorProfile.objects.filter(
+            onboarded_at__isnull=False,
+            user__is_active=True,
+            user__is_contractor=True,
+            trades=task.category_id,
+            latitude__gte=lat - dlat,
+            latitude__lte=lat + dlat,
+            longitude__gte=lon - dlon,
+            longitude__lte=lon + dlon,
+        )
+        .exclude(user_id=task.customer_id)
+        .values_list("user_id", "latitude", "longitude", "service_radius_km")
+    )
+    if not rows:
+        return []
+    user_ids = np.array([r[0] for r in rows])
+    distance = features.haversine_km(lat, lon, [r[1] for r in rows], [r[2] for r in rows])
+    radius = np.array([r[3] for r in rows], dtype=float)
+    inside = distance <= radius
+    user_ids, distance = user_ids[inside], distance[inside]
+    order = np.lexsort((user_ids, distance))[:CANDIDATE_CAP]
+    return [int(u) for u in user_ids[order]]
+
+
+def best_contractors_for(task: Task, *, limit: int = 20) -> list[tuple[User, float, list[str]]]:
+    """The contractors who suit ``task`` best, best first, with reasons worded
+    for the customer. No access check: callers showing this to someone must
+    be the task's customer (``pros_to_invite``) or the system (alerts)."""
+    user_ids = contractor_candidates(task)
+    if not user_ids:
+        return []
+    ranker = ranking.get_ranker()
+    X, pairs = features.pair_matrix([task], user_ids)
+    scores = ranker.score(X)
+    top = _top(scores, limit)
+    users = User.objects.in_bulk([pairs[i][1] for i in top])
+    return [
+        (users[pairs[i][1]], float(scores[i]), ranker.explain(X[i], audience="customer"))
+        for i in top
+        if pairs[i][1] in users
+    ]
+
+
+def pros_to_invite(task: Task, user: Any, *, limit: int = 20) -> list[tuple[User, float, list[str]]]:
+    """``best_contractors_for`` for the task's customer while it is open; NotFound for anyone else
+    (who the platform would recommend is the customer's business)."""
+    if (
+        user is None
+        or not getattr(user, "is_authenticated", False)
+        or not user.is_active
+        or user.pk != task.customer_id
+    ):
+        raise NotFound(_("No such task."))
+    if task.status != Task.Status.OPEN:
+        return []
+    return best_contractors_for(task, limit=limit)
+
+
+def ranker_label() -> tuple[bool, str]:
+    """(is_model, version or "") of what ranks right now, for pages to say which is in use."""
+    ranker = ranking.get_ranker()
+    return ranker.is_model, ranker.version
