@@ -24,8 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMessage
@@ -36,6 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError, NotFound
+from core.realtime import send_to_group
 
 from .models import Notification, NotificationPreference
 
@@ -98,7 +97,8 @@ def preferences_get(user: User) -> dict[str, Channels]:
 
 
 def preference_for(user: User, kind: str) -> Channels:
-    row = NotificationPreference.objects.filter(user=user, kind=kind).first()
+    # At most one row (unique per user and kind): no ORDER BY needed.
+    row = next(iter(NotificationPreference.objects.filter(user=user, kind=kind).order_by()[:1]), None)
     if row is None:
         return default_channels(kind)
     return Channels(in_app=row.in_app, email=row.email, sms=row.sms and sms_allowed(kind))
@@ -231,13 +231,10 @@ def unread_count(user: User) -> int:
 
 def _group_send(group: str, event: dict[str, Any]) -> None:
     """Best effort: a lost push is recovered by the page's next load or the
-    socket's next connect (which sends the count); the write already stands."""
-    try:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group, event)
-    except Exception:  # noqa: BLE001 - Redis down must not break the caller
-        logger.warning("Could not push %s to %s", event.get("type"), group, exc_info=True)
+    socket's next connect (which sends the count); the write already stands.
+    From a server's worker thread it is queued on the event loop, not waited
+    for (core.realtime)."""
+    send_to_group(group, event, what="Could not push %s to %s")
 
 
 def _queue(task_name: str, notification_id: int) -> None:
@@ -259,12 +256,15 @@ def notify(
     task: Task | None = None,
     dedupe_key: str = "",
     email: bool = True,
+    channels: Channels | None = None,
 ) -> Notification | None:
     """Record a notification for ``user`` and, after commit, push and send it.
 
     ``email=False`` is for callers that send their own, richer email for the
     event (tasks/notify.py); they ask ``email_wanted()`` and add
     ``unsubscribe_email_parts()`` themselves, so the user gets one email.
+    ``channels`` is the user's ``preference_for(user, kind)`` when the caller
+    read it already (message_send reads it before taking its row lock).
 
     Returns None when the user wants nothing for this kind or when
     ``dedupe_key`` was already used for them (a retried job). With in-app off
@@ -276,7 +276,8 @@ def notify(
         raise ValueError(f"unknown notification kind {kind!r}")
     if user is None or not user.is_active:
         return None
-    channels = preference_for(user, kind)
+    if channels is None:
+        channels = preference_for(user, kind)
     wants_email = email and channels.email and kind not in DIGEST_KINDS and bool(user.email)
     wants_sms = channels.sms and sms_allowed(kind) and bool(user.phone)
     if not (channels.in_app or wants_email or wants_sms):
