@@ -119,3 +119,23 @@ def test_command_prints_one_line_of_json_and_stores_the_figures(monkeypatch):
     assert stored["model"] == data["model"]
     assert stored["baselines"] == data["baselines"]
     assert stored["seed"] == 11 and stored["test_tasks"] > 0
+
+
+@pytest.mark.django_db
+def test_features_as_of_a_past_day_do_not_read_todays_preferences():
+    # A preference learned from a hire would otherwise tell the evaluation
+    # (and training) who was hired on the very task being ranked.
+    from matching.features import pair_matrix
+    from matching.models import Preference
+    from tests.factories import UserFactory
+    from tests.tasks.factories import TaskFactory
+
+    from .features_support import make_contractor
+
+    bob, dana = make_contractor(), UserFactory()
+    Preference.objects.create(user=dana, kind=Preference.Kind.CONTRACTOR, contractor=bob, weight=0.7)
+    task = TaskFactory(customer=dana, photos=0)
+    now_X, _ = pair_matrix([task], bob)
+    past_X, _ = pair_matrix([task], bob, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    assert now_X[0, INDEX["customer_preference"]] == 0.7
+    assert past_X[0, INDEX["customer_preference"]] == 0.0
