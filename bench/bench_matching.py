@@ -294,8 +294,13 @@ def main() -> None:
         latitude=profile.latitude, longitude=profile.longitude, radius_km=profile.service_radius_km,
         exclude_customer=subject,
     ).count()
-    pros = len(selectors.contractor_candidates(task))
-    print(f"{in_range} open tasks in the contractor's range; {pros} candidate pros for the task (capped at {selectors.CANDIDATE_CAP}).")
+    from accounts.models import ContractorProfile
+
+    pros = ContractorProfile.objects.filter(trades__slug="plumbing", onboarded_at__isnull=False).exclude(user=subject).count()
+    print(
+        f"{in_range} open tasks in the contractor's range; {pros} plumbers within 30 km of the task"
+        f" ({len(selectors.contractor_candidates(task))} nearest scored)."
+    )
 
     def nearest_tasks():
         qs = task_selectors.open_tasks_near(
@@ -308,12 +313,13 @@ def main() -> None:
         ids = selectors.contractor_candidates(task)[:20]
         return list(User.objects.filter(pk__in=ids))
 
-    candidates = list(
-        task_selectors.open_tasks_near(
+    candidates = [
+        selectors.TaskRow(*values)
+        for values in task_selectors.open_tasks_near(
             latitude=profile.latitude, longitude=profile.longitude, radius_km=profile.service_radius_km,
             sort="distance", exclude_customer=subject,
-        ).prefetch_related(None).only(*selectors.TASK_FIELDS)[: selectors.CANDIDATE_CAP]
-    )
+        ).prefetch_related(None).values_list(*selectors.TASK_FIELDS)[: selectors.CANDIDATE_CAP]
+    ]
     pro_ids = selectors.contractor_candidates(task)
 
     results = {}

@@ -596,11 +596,9 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
     profile_to_c = {p.profile_id: c_index[p.user_id] for p in profiles if p}
     template = np.zeros((n_c, 7 * slots_per_day), dtype=bool)
     minutes = int(SLOT.total_seconds() // 60)
-    for profile_id, wd, start, end in AvailabilitySlot.objects.filter(any_of("profile_id", list(profile_to_c))).values_list(
-        "profile_id", "weekday", "start_time", "end_time"
-    ):
-        a = (start.hour * 60 + start.minute) // minutes
-        b = -(-(end.hour * 60 + end.minute) // minutes)
+    for profile_id, wd, start, end in _weekly_hours(list(profile_to_c)):
+        a = start // minutes
+        b = -(-end // minutes)
         template[profile_to_c[profile_id], wd * slots_per_day + a : wd * slots_per_day + b] = True
     free = template[:, week_index]
 
@@ -655,6 +653,28 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
         first = next_free[ci[rows], np.minimum(t_start[ti[rows]], n_slots - 1)]
         weekday[rows] = local_weekday[first]
     return fit, weekday
+
+
+def _weekly_hours(profile_ids: list[int]) -> list[tuple[int, int, int, int]]:
+    """(profile id, weekday, start minute, end minute) of each weekly slot. On
+    PostgreSQL through a plain cursor: five slots for each of 2,000 contractors
+    are 10,000 rows, and Django's per-row conversion cost more than the query."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT profile_id, weekday,"
+                " (EXTRACT(HOUR FROM start_time) * 60 + EXTRACT(MINUTE FROM start_time))::int,"
+                " (EXTRACT(HOUR FROM end_time) * 60 + EXTRACT(MINUTE FROM end_time))::int"
+                " FROM accounts_availabilityslot WHERE profile_id = ANY(%s::bigint[])",
+                ["{" + ",".join(map(str, profile_ids)) + "}"],
+            )
+            return cursor.fetchall()
+    return [
+        (profile_id, wd, start.hour * 60 + start.minute, end.hour * 60 + end.minute)
+        for profile_id, wd, start, end in AvailabilitySlot.objects.filter(profile_id__in=profile_ids).values_list(
+            "profile_id", "weekday", "start_time", "end_time"
+        )
+    ]
 
 
 def _utc_offsets(origin: dt.datetime, n_slots: int) -> np.ndarray:
