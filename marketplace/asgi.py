@@ -1,10 +1,18 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+
+# The GIL hand-off interval (CPython's default is 5 ms). The socket consumers'
+# database calls run in worker threads beside the event loop: each query's
+# reply has to win the GIL back from the loop, and with the default a thread
+# waited up to 5 ms for it after every round trip (12 per chat message).
+# bench/bench_chat.py: see docs/PERFORMANCE.md, "Messaging".
+sys.setswitchinterval(float(os.environ.get("ASGI_GIL_SWITCH_INTERVAL", "0.001")))
 
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()

@@ -31,6 +31,7 @@ import time
 import weakref
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -63,6 +64,28 @@ def db(fn):
             connections.close_all()
 
     return database_sync_to_async(run, thread_sensitive=False)
+
+
+class DispatchOnTheLoop:
+    """Dispatch events without Channels' per-event connection sweep.
+
+    ``AsyncConsumer.dispatch`` runs ``close_old_connections`` through
+    ``sync_to_async`` before EVERY event (each frame received, each group
+    event): a hop to Channels' one thread-sensitive thread and back, shared by
+    every socket of the process. At chat rates that single thread serialised
+    three hops per message (the frame, the sender's echo, the peer's copy) and
+    each hop fought the event loop for the GIL (bench_chat). It sweeps nothing
+    here: these consumers never hold a connection on that thread; every
+    database call goes through ``database_sync_to_async`` (``db`` below), which
+    closes its thread's connections before and after the call. The disconnect
+    handler still sweeps once (Channels' ``websocket_disconnect``).
+    """
+
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -198,7 +221,7 @@ def _int_field(content: dict, name: str) -> int | None:
     return value
 
 
-class ConversationConsumer(AsyncJsonWebsocketConsumer):
+class ConversationConsumer(DispatchOnTheLoop, AsyncJsonWebsocketConsumer):
     conversation = None
     registered = False
     closing = False

@@ -14,6 +14,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from .consumers import DispatchOnTheLoop
 from .notifications import unread_count, user_group
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 CLOSE_NOT_LOGGED_IN = 4401
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class NotificationConsumer(DispatchOnTheLoop, AsyncJsonWebsocketConsumer):
     group: str | None = None
 
     async def connect(self) -> None:
