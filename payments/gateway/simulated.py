@@ -28,7 +28,9 @@ an operation raise) and ``reset``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -147,6 +149,7 @@ class _Store:
             self.events: list[dict[str, Any]] = []
             self.delivered: list[tuple[str, int]] = []  # (event id, HTTP status)
             self._loaded_mtime: float | None = None
+            self.depth = 0
 
     def idempotent(self, key: str, operation: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The object made for this key, or a new one. Like Stripe, reusing a key
@@ -280,17 +283,45 @@ def _since(objs: list[dict[str, Any]], since: dt.datetime | None) -> list[dict[s
     return sorted((o for o in objs if o["created"] >= floor), key=lambda o: (o["created"], o["id"]))
 
 
+@contextlib.contextmanager
+def _file_lock():
+    """Across processes (make run's site and its schedule runner): one gateway
+    call at a time reads, changes and writes the state file."""
+    path = STORE._path()
+    if not path:
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _persisted(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with STORE.lock:
-            STORE.load()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                STORE.save()
+            if STORE.depth == 0:
+                with _file_lock():
+                    return _call(method, args, kwargs)
+            return _call(method, args, kwargs)
 
     return wrapper
+
+
+def _call(method: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    # Nested calls (a webhook delivered during a call calls the gateway again)
+    # share the outer call's file lock and state.
+    STORE.load()
+    STORE.depth += 1
+    try:
+        return method(*args, **kwargs)
+    finally:
+        STORE.depth -= 1
+        STORE.save()
 
 
 class SimulatedGateway(PaymentGateway):
