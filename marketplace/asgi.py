@@ -17,6 +17,16 @@ sys.setswitchinterval(float(os.environ.get("ASGI_GIL_SWITCH_INTERVAL", "0.001"))
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+# Load the URLconf (every view module) and the default language's catalogs now,
+# not in the first request or chat message: that took ~0.6 s while holding the
+# GIL, so every socket of the process stalled and a backlog formed
+# (bench/bench_chat.py measured it as the tail of the first seconds).
+from django.urls import get_resolver  # noqa: E402
+from django.utils.translation import gettext  # noqa: E402
+
+get_resolver().reverse_dict  # noqa: B018 - builds the reverse lookup table
+gettext("Messages")
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

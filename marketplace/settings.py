@@ -103,12 +103,15 @@ DATABASES = {
 # PostgreSQL through psycopg's connection pool (Django 5.1+). Under ASGI a
 # connection per request (CONN_MAX_AGE=0) cost a TCP+auth handshake each time
 # and, at load, left dozens of idle server connections (bench/bench_nearby.py).
-# The pool keeps a few open per process; size it to the worker threads.
+# The pool keeps a few open per process; size it to the worker threads: the
+# socket consumers' database threads (SOCKET_DB_THREADS, messaging/consumers.py)
+# plus Django's one thread for sync views, plus headroom.
+SOCKET_DB_THREADS = env_int("SOCKET_DB_THREADS", 4, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX", 10, minimum=1),
+        "max_size": env_int("DATABASE_POOL_MAX", SOCKET_DB_THREADS + 4, minimum=1),
         "timeout": 10,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

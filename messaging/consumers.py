@@ -29,6 +29,7 @@ import json
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -43,6 +44,22 @@ from core.errors import ApplicationError
 from . import selectors, services
 
 logger = logging.getLogger(__name__)
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _db_executor() -> ThreadPoolExecutor:
+    """The sockets' database threads (settings.SOCKET_DB_THREADS), one pool
+    per process. Each call waits on PostgreSQL round trips far more than it
+    computes, so more threads than cores keep more sends in flight; the
+    database pool (DATABASE_POOL_MAX) must be larger, or threads queue for a
+    connection. The event loop's default executor (min(32, cores + 4) = 6
+    threads here) capped chat at ~6 sends in flight."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=settings.SOCKET_DB_THREADS, thread_name_prefix="socket-db")
+    return _executor
 
 
 def db(fn):
@@ -63,7 +80,7 @@ def db(fn):
         finally:
             connections.close_all()
 
-    return database_sync_to_async(run, thread_sensitive=False)
+    return database_sync_to_async(run, thread_sensitive=False, executor=_db_executor())
 
 
 class DispatchOnTheLoop:
