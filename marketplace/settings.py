@@ -111,7 +111,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=0),
-        "max_size": env_int("DATABASE_POOL_MAX", SOCKET_DB_THREADS + 4, minimum=1),
+        "max_size": env_int("DATABASE_POOL_MAX", max(10, SOCKET_DB_THREADS + 4), minimum=1),
         "timeout": 10,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
