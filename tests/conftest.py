@@ -18,10 +18,15 @@ from tests.factories import PASSWORD, ContractorProfileFactory, UserFactory
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # allauth's rate limits live in the cache; one test's failed logins must
-    # not lock out the next test's user.
+    # not lock out the next test's user. The matching model is cached per
+    # process for 60 s: a model one test trained must not rank the next's.
+    from matching.ranking import reset_cache
+
     cache.clear()
+    reset_cache()
     yield
     cache.clear()
+    reset_cache()
 
 
 @pytest.fixture
