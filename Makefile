@@ -73,6 +73,7 @@ test-browser: $(VENV)/.dev-installed chromium check-services
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	@mkdir -p var
 	@$(RUN_ENV) $(PY) manage.py makemigrations --check --dry-run >/dev/null || \
 		(echo "Models changed without a migration: run manage.py makemigrations"; exit 1)
 

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import ApplicationError
+from core.forms import add_service_errors  # noqa: F401 - used by the views
 from tasks.models import Category
 
 from . import services
@@ -36,28 +36,6 @@ class SignupExtraForm(forms.Form):
         services.user_set_roles(
             user=user, is_customer=role in ("customer", "both"), is_contractor=role in ("contractor", "both")
         )
-
-
-def add_service_errors(form: forms.Form, error: ApplicationError, field_map: dict[str, str] | None = None) -> None:
-    """Show a service's refusal on the form: each of ``error.fields`` next to
-    its field (renamed through ``field_map``), anything else at the top."""
-    field_map = field_map or {}
-    if not error.fields:
-        form.add_error(None, error.message)
-        return
-    unplaced = False
-    for key, messages in error.fields.items():
-        name = field_map.get(key, key)
-        if name in form.fields:
-            form.add_error(name, list(messages))
-        elif name in getattr(form, "group_fields", ()):
-            form.add_group_error(name, list(messages))
-        else:
-            unplaced = True
-    if unplaced:
-        # No field to sit under (e.g. "role" for two checkboxes): the
-        # service's own sentence says it best.
-        form.add_error(None, error.message)
 
 
 _AMOUNT_RE = re.compile(r"-?\d{1,12}(?:\.\d*)?|-?\.\d+")

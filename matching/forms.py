@@ -9,7 +9,7 @@ import zoneinfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.forms import add_service_errors  # noqa: F401 - re-exported for the views
+from core.forms import add_service_errors  # noqa: F401 - re-exported for the views
 
 from .services import MAX_DAILY_CAP, SUMMARY_MAX
 

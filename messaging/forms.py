@@ -10,8 +10,8 @@ import uuid
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.forms import add_service_errors as _add_service_errors
 from core.errors import ApplicationError
+from core.forms import add_service_errors as _add_service_errors
 
 from .models import MAX_BODY_CHARS
 

@@ -16,8 +16,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import add_service_errors
 from core.errors import ApplicationError, NotFound
+from core.forms import add_service_errors, form_action
 from tasks import selectors as task_selectors
 
 from . import disputes
@@ -89,20 +89,17 @@ def _act(
     form=None,
     form_name: str = "",
 ) -> HttpResponse:
+    """One action on the dispute page (core.forms.form_action)."""
     forms = {form_name: form} if form_name else {}
-    if form is not None and not form.is_valid():
-        return _render(request, dispute, status=400, error=_("Some answers need another look; see below."), **forms)
-    try:
-        call(form.cleaned_data if form is not None else {})
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except ApplicationError as exc:
-        if form is not None:
-            add_service_errors(form, exc)
-        dispute = _dispute_for(request, dispute.public_id)
-        return _render(request, dispute, status=exc.status_code, error=exc.message, **forms)
-    messages.success(request, success)
-    return redirect(disputes.dispute_url(dispute))
+
+    def rerender(status: int, error: str | None) -> HttpResponse:
+        if error is None:
+            return _render(request, dispute, status=status, error=_("Some answers need another look; see below."), **forms)
+        return _render(request, _dispute_for(request, dispute.public_id), status=status, error=error, **forms)
+
+    return form_action(
+        request, call, success=success, done_url=disputes.dispute_url(dispute), rerender=rerender, form=form
+    )
 
 
 @login_required

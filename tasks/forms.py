@@ -13,8 +13,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.forms import add_service_errors as _add_service_errors
 from core.errors import ApplicationError
+from core.forms import add_service_errors as _add_service_errors
 
 from .models import MAX_BUDGET_CENTS, MAX_HOURS, MAX_PHOTOS, Category, Task
 

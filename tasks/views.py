@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors as account_selectors
 from core.errors import ApplicationError, Conflict, NotFound
+from core.forms import form_action
 from core.geo import distance_km
 from core.pagination import CappedPaginator
 from matching import selectors as matching_selectors
@@ -32,6 +33,7 @@ from payments import services as payment_services
 
 from . import selectors, services
 from .forms import (
+    SERVICE_FIELD_MAP,
     CheckInForm,
     DeclineForm,
     FindWorkForm,
@@ -248,28 +250,22 @@ def _act(
     form_name: str = "",
     extra: dict | None = None,
 ) -> HttpResponse:
-    """Run one action: validate the form, call the service, redirect with a
-    message; or re-render the task page with the errors and the service's
-    status code (nothing was written: the service raised inside its
-    transaction)."""
+    """One action on the task page (core.forms.form_action): on a refusal the
+    page is shown again, re-read, with the errors and the service's status."""
     forms = {form_name: form} if form_name else {}
     forms.update(extra or {})
-    if form is not None and not form.is_valid():
-        surface_hidden_errors(form)
-        return _render_detail(
-            request, task, status=400, error=_("Some answers need another look; see the notes below."), **forms
-        )
-    try:
-        call(form.cleaned_data if form is not None else {})
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except ApplicationError as exc:
-        if form is not None:
-            add_service_errors(form, exc)
-        task = _task_for(request, task.public_id)
-        return _render_detail(request, task, status=exc.status_code, error=exc.message, **forms)
-    messages.success(request, success)
-    return redirect(_detail_url(task))
+
+    def rerender(status: int, error: str | None) -> HttpResponse:
+        if error is None:
+            return _render_detail(
+                request, task, status=status, error=_("Some answers need another look; see the notes below."), **forms
+            )
+        return _render_detail(request, _task_for(request, task.public_id), status=status, error=error, **forms)
+
+    return form_action(
+        request, call, success=success, done_url=_detail_url(task), rerender=rerender, form=form,
+        on_invalid=surface_hidden_errors, field_map=SERVICE_FIELD_MAP,
+    )
 
 
 def _page(request: HttpRequest, queryset, paginator_class=Paginator):
