@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 import sys
 
@@ -13,6 +14,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 # waited up to 5 ms for it after every round trip (12 per chat message).
 # bench/bench_chat.py: see docs/PERFORMANCE.md, "Messaging".
 sys.setswitchinterval(float(os.environ.get("ASGI_GIL_SWITCH_INTERVAL", "0.001")))
+
+# Garbage collection thresholds. Every open socket keeps a few thousand
+# long-lived objects (consumer, protocol, deflate state, tasks), and each chat
+# message allocates thousands of short-lived ones (ORM queries), which with
+# CPython's defaults (700, 10, 10) triggered collections that walk the whole
+# heap: at 1,000 sockets py-spy found the server in gc_collect_main most of the
+# time. Fewer, larger young-generation collections; see docs/PERFORMANCE.md.
+gc.set_threshold(*(int(n) for n in os.environ.get("ASGI_GC_THRESHOLD", "50000,20,100").split(",")))
 
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
