@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.urls import reverse
 
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from messaging.models import Conversation, Message, Notification, ReadState
@@ -353,3 +354,79 @@ def test_two_first_questions_at_once_make_one_conversation(task, other_contracto
     assert len(set(opened)) == 1
     assert Conversation.objects.count() == 1
 
+
+
+# --- The recipient's notification, from the send -----------------------------------------
+
+
+@pytest.fixture
+def pushes(monkeypatch):
+    from messaging import notifications
+
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(notifications, "_group_send", lambda group, event: sent.append((group, event)))
+    return sent
+
+
+@pytest.mark.django_db
+def test_the_recipient_gets_a_live_notification_with_their_unread_count(
+    conversation, customer, contractor, pushes, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(conversation, customer, "Can you come Thursday?")
+        _send(conversation, customer, "Or Friday?")
+
+    notices = [event for group, event in pushes if group == f"user.{contractor.public_id}"]
+    assert [n["unread"] for n in notices] == [1, 2]
+    saved = Notification.objects.get(user=contractor, body="Or Friday?")
+    assert notices[1]["notification"] == {
+        "id": str(saved.public_id),
+        "kind": "new_message",
+        "kind_label": "New message",
+        "title": "New message from Dana Lee",
+        "body": "Or Friday?",
+        "url": saved.url,
+        "created_at": saved.created_at.isoformat(),
+        "read": False,
+    }
+    assert saved.url == reverse("tasks:detail", args=[conversation.task.public_id])
+    assert not [group for group, _event in pushes if group == f"user.{customer.public_id}"]
+
+
+@pytest.mark.django_db
+def test_in_app_off_for_new_messages_saves_the_message_without_a_notification(
+    conversation, customer, contractor, pushes, django_capture_on_commit_callbacks
+):
+    from messaging.models import NotificationPreference
+
+    NotificationPreference.objects.create(user=contractor, kind="new_message", in_app=False, email=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        message, created = _send(conversation, customer, "Quiet please")
+
+    assert created and message.seq == 1
+    assert Notification.objects.filter(user=contractor).count() == 0
+    assert pushes == []
+
+
+@pytest.mark.django_db
+def test_no_notification_for_a_deactivated_recipient(conversation, customer, contractor, pushes):
+    contractor.is_active = False
+    contractor.save(update_fields=["is_active"])
+    conversation.refresh_from_db()
+    message, created = _send(conversation, customer, "Still there?")
+    assert created and Message.objects.get(pk=message.pk).body == "Still there?"
+    assert Notification.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_text_message_is_saved_in_one_statement(conversation, customer, contractor):
+    from django.test.utils import CaptureQueriesContext
+
+    conversation = Conversation.objects.select_related("task", "customer", "contractor").get(pk=conversation.pk)
+    _send(conversation, customer, "warm-up")  # the first send creates the sender's read state
+    with CaptureQueriesContext(connection) as queries:
+        _send(conversation, customer, "Second")
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 1, statements
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    assert ReadState.objects.get(conversation=conversation, user=customer).last_read_seq == 2
