@@ -63,11 +63,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn --workers N: the supervisor and its workers)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{p}/task/{p}/children").read_text().split():
+                todo.append(int(child))
+    return pids
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server: the process and its children together."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process tree."""
+    ticks = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def bench_db_url(base: str, name: str) -> str:
@@ -376,12 +411,15 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
     rss_after = rss_mb(server_pid)
 
     stats.sent_at.clear()
+    load_before = loadavg()
+    server_cpu, client_cpu = cpu_s(server_pid), own_cpu_s()
     floor_task = asyncio.create_task(redis_floor(redis_url, args.rate, args.seconds))
     started = time.perf_counter()
     sent = await drive(clients, args.rate, args.seconds)
     floor = await floor_task
     await drain(stats, sent, clients)
     delivered_by = time.perf_counter() - started
+    server_cpu, client_cpu = cpu_s(server_pid) - server_cpu, own_cpu_s() - client_cpu
     result = {
         "sockets": n,
         "connected": connected,
@@ -396,8 +434,14 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
         "floor": floor,
         "errors": dict(stats.errors),
         "handshake_failures": dict(stats.handshake_failures),
+        # CPU per message sent, over the load phase (send -> last delivery):
+        # the server's and this client process's, in ms.
+        "server_cpu_ms": server_cpu * 1000 / max(1, sent),
+        "client_cpu_ms": client_cpu * 1000 / max(1, sent),
+        "load": f"{load_before} -> {loadavg()}",
     }
     if reconnect:
+        result["reconnect_load_before"] = loadavg()
         stats.measuring = False
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_redis_clients(redis_url, stop))
@@ -412,6 +456,7 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
         result["gap"] = await asyncio.to_thread(gap_check, clients, len(ALL_SENT | set(stats.sent_at)))
         result["duplicate_frames"] = stats.duplicate_frames
         result["handshake_failures"] = dict(stats.handshake_failures)
+        result["reconnect_load_after"] = loadavg()
     ALL_SENT.update(stats.sent_at)
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     await asyncio.sleep(2)
@@ -466,8 +511,12 @@ def main() -> None:
     parser.add_argument("--db", default="bench_chat", help="database name on the server of DATABASE_URL")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (the Dockerfile runs 1)")
+    parser.add_argument(
+        "--reconnect-size", type=int, default=None, help="run the 10%% reconnect check at this size (default: the largest)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    reconnect_size = args.reconnect_size or max(sizes)
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -503,9 +552,9 @@ def main() -> None:
     server = start_server(port, env, args.workers)
     try:
         results = []
-        for i, n in enumerate(sizes):
+        for n in sizes:
             results.append(
-                asyncio.run(run_size(n, cast, port, args.redis_url, server.pid, args, reconnect=i == len(sizes) - 1))
+                asyncio.run(run_size(n, cast, port, args.redis_url, server.pid, args, reconnect=n == reconnect_size))
             )
             print(f"... {n} sockets done", flush=True)
         peak_rss = rss_mb(server.pid)
@@ -514,7 +563,10 @@ def main() -> None:
         server.wait(timeout=30)
 
     print()
-    print(f"bench_chat  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  {os.cpu_count()} CPUs  rate {args.rate:g}/s for {args.seconds:g} s")
+    print(
+        f"bench_chat  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  {os.cpu_count()} CPUs  rate {args.rate:g}/s for"
+        f" {args.seconds:g} s  uvicorn workers {args.workers}"
+    )
     print(f"{'sockets':>8} {'conn':>6} {'sent':>6} {'recv':>6} {'recv/s':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
           f" | {'redis p50':>9} {'p95':>6} {'p99':>6} | {'KB/socket':>9} {'RSS MB':>7} {'connect s':>9}")
     for r in results:
@@ -524,16 +576,22 @@ def main() -> None:
             f" {pct(lat, 99):>8.1f} {max(lat, default=float('nan')):>8.1f} | {pct(floor, 50):>9.2f} {pct(floor, 95):>6.2f}"
             f" {pct(floor, 99):>6.2f} | {r['kb_per_socket']:>9.1f} {r['rss_after_mb']:>7.0f} {r['connect_s']:>9.1f}"
         )
+        print(
+            f"         CPU per message: server {r['server_cpu_ms']:.1f} ms, bench client {r['client_cpu_ms']:.1f} ms;"
+            f" load average {r['load']}"
+        )
         if r["errors"] or r["handshake_failures"]:
             print(f"         errors: {r['errors']}  handshake failures: {r['handshake_failures']}")
-    last = results[-1]
-    if "gap" in last:
+    for last in results:
+        if "gap" not in last:
+            continue
         print(
             f"reconnect run at {last['sockets']} sockets: {last['reconnected']} clients dropped and resumed;"
             f" {last['reconnect_sent']} messages sent; peak Redis clients {last['redis_clients_peak']};"
             f" duplicate frames (dropped by the client by seq) {last['duplicate_frames']}"
         )
         print(f"gap check: {json.dumps(last['gap'])}")
+        print(f"load average during the reconnect run {last['reconnect_load_before']} -> {last['reconnect_load_after']}")
     print(f"server RSS at exit {peak_rss:.0f} MB")
 
 
