@@ -411,6 +411,7 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
     rss_after = rss_mb(server_pid)
 
     stats.sent_at.clear()
+    print(f"... {connected} of {n} sockets open, sending", flush=True)
     load_before = loadavg()
     server_cpu, client_cpu = cpu_s(server_pid), own_cpu_s()
     floor_task = asyncio.create_task(redis_floor(redis_url, args.rate, args.seconds))

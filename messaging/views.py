@@ -93,7 +93,9 @@ _live_cache: dict[tuple, tuple[float, bool]] = {}
 
 def _layer_redis_urls() -> list[str]:
     config = settings.CHANNEL_LAYERS.get("default", {})
-    if "redis" not in config.get("BACKEND", "").lower():
+    # The Redis layers (channels-redis's and core.channel_layer's) have hosts;
+    # the in-memory layer of `make run` has none.
+    if not config.get("CONFIG", {}).get("hosts"):
         return []
     urls = []
     for host in config.get("CONFIG", {}).get("hosts", []):

@@ -205,7 +205,7 @@ def test_production_mode_uses_postgres_redis_and_a_real_worker():
         "DEMO_MODE": False,
         "DB_ENGINE": "django.db.backends.postgresql",
         "DB_NAME": "bittietasks",
-        "CHANNEL_LAYER": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CHANNEL_LAYER": "core.channel_layer.PipelinedPubSubChannelLayer",
         "CACHE": "django.core.cache.backends.redis.RedisCache",
         "CELERY_EAGER": False,
         "CELERY_BROKER": "redis://redis:6379/0",
@@ -225,7 +225,7 @@ def test_a_sendgrid_key_switches_email_to_sendgrid():
 def test_test_mode_uses_postgres_redis_and_locmem_email(settings):
     # This very process runs on marketplace.settings_test.
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "core.channel_layer.PipelinedPubSubChannelLayer"
     assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
     assert settings.CELERY_TASK_ALWAYS_EAGER is True
 

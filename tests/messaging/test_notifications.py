@@ -207,7 +207,7 @@ def test_email_not_sent_if_turned_off_before_the_task_runs(customer, pushes, dja
 def test_redis_down_does_not_break_the_write(customer, settings, django_capture_on_commit_callbacks):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "core.channel_layer.PipelinedPubSubChannelLayer",
             "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
         }
     }

@@ -27,7 +27,7 @@ def application():
 @pytest.fixture(autouse=True)
 def _redis_layer(settings):
     # The project's Redis Pub/Sub layer (REDIS_URL from the environment), fresh per test.
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "core.channel_layer.PipelinedPubSubChannelLayer"
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()

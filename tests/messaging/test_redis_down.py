@@ -62,7 +62,7 @@ def layer_on(settings, private_redis):
     proc, redis_url = private_redis
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "core.channel_layer.PipelinedPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url], "prefix": f"bt-down-{uuid.uuid4().hex[:8]}"},
         }
     }
