@@ -157,9 +157,11 @@ def message_send(
     broadcast). The body is trimmed, at most 4,000 characters; a body or an
     attachment is required. Locks the conversation row, so sequence numbers are
     gapless and unique. In the same transaction, an in-app ``new_message``
-    notification for the other person (pushed by notify after commit; email
-    comes later from the digest job, for what is still unread). After commit:
-    ``chat.message`` to the conversation's group.
+    notification for the other person (pushed with their unread count after
+    commit; email comes later from the digest job, for what is still unread).
+    After commit: ``chat.message`` to the conversation's group. A text
+    message on PostgreSQL takes one statement (``_TEXT_MESSAGE_SQL``); one
+    with a file, or on SQLite, the ORM path below.
     Raises ApplicationError (nothing written) for bad input or non-participants.
     """
     _require_participant(conversation, by)
