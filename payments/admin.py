@@ -26,6 +26,8 @@ from core.errors import ApplicationError
 from . import fees, services
 from .forms import RefundForm, SplitForm
 from .models import (
+    CardSetup,
+    Chargeback,
     ConnectedAccount,
     Escrow,
     GatewayOperation,
@@ -121,6 +123,20 @@ class PayoutInline(ReadOnlyInline):
         return _money(payout.amount_cents, payout.currency)
 
 
+class ChargebackInline(ReadOnlyInline):
+    """Bank disputes of this escrow's card payment and how they ended."""
+
+    model = Chargeback
+    fields = ["dispute_id", "status", "amount", "reason", "froze_escrow", "opened_at", "closed_at", "note"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Chargeback]:
+        return super().get_queryset(request).select_related("escrow")
+
+    @admin.display(description=_("amount"))
+    def amount(self, chargeback: Chargeback) -> str:
+        return _money(chargeback.amount_cents, chargeback.currency)
+
+
 class FrozenFilter(admin.SimpleListFilter):
     title = _("chargeback")
     parameter_name = "frozen"
@@ -159,7 +175,7 @@ class EscrowAdmin(ReadOnlyAdmin):
         "payment_intent_id", "charge_id", "transfer_group", "created_at", "checkout_expires_at", "funded_at",
         "released_at", "payout_due_at", "refunded_at", "frozen_at",
     ]
-    inlines = [LedgerTransactionInline, RefundInline, PayoutInline]
+    inlines = [LedgerTransactionInline, RefundInline, PayoutInline, ChargebackInline]
     actions = ["refund_escrow", "split_escrow"]
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -495,3 +511,21 @@ class ConnectedAccountAdmin(ReadOnlyAdmin):
     list_filter = ["payouts_enabled", "details_submitted"]
     search_fields = ["user__email", "gateway_account_id"]
     list_select_related = ["user"]
+
+
+@admin.register(Chargeback)
+class ChargebackAdmin(ReadOnlyAdmin):
+    list_display = ["opened_at", "dispute_id", "escrow", "status", "gateway_status", "amount_cents", "closed_at", "note"]
+    list_filter = ["status"]
+    search_fields = ["dispute_id", "escrow__public_id"]
+    list_select_related = ["escrow"]
+    ordering = ["-opened_at"]
+
+
+@admin.register(CardSetup)
+class CardSetupAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "setup_intent_id", "status", "payment_method_id", "decided_at", "error"]
+    list_filter = ["status"]
+    search_fields = ["user__email", "setup_intent_id", "payment_method_id"]
+    list_select_related = ["user"]
+    ordering = ["-created_at"]

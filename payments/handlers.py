@@ -30,7 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .gateway import GatewayError, PaymentIntentResult, get_gateway
-from .models import ConnectedAccount, Escrow, Payout, Refund, WebhookEvent
+from .models import CardSetup, ConnectedAccount, Escrow, Payout, Refund, SavedPaymentMethod, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -180,17 +180,83 @@ def charge_refunded(event: dict[str, Any]) -> str:
     return "; ".join(notes) or "refunds already recorded"
 
 
-def dispute_created(event: dict[str, Any]) -> str:
-    obj = _obj(event)
+def _disputed_escrow(obj: dict[str, Any]) -> Escrow:
     escrow = _escrow_for(payment_intent_id=obj.get("payment_intent") or "", charge_id=obj.get("charge") or "")
     if escrow is None:
         raise Defer(f"no escrow for disputed charge {obj.get('charge')}")
     if escrow.status in (Escrow.Status.UNFUNDED, Escrow.Status.FAILED, Escrow.Status.EXPIRED):
         raise Defer(f"escrow {escrow.public_id} is {escrow.status}: its payment is not recorded yet")
-    if escrow.status == Escrow.Status.FROZEN:
-        return "already frozen"
-    _services().escrow_freeze(escrow)
-    return f"escrow {escrow.public_id} frozen by chargeback {obj.get('id')}"
+    return escrow
+
+
+def _dispute_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    try:
+        amount = int(obj.get("amount"))
+    except (TypeError, ValueError):
+        amount = 0
+    return {
+        "dispute_id": str(obj.get("id") or ""),
+        "amount_cents": amount,
+        "currency": str(obj.get("currency") or ""),
+        "reason": str(obj.get("reason") or ""),
+    }
+
+
+def dispute_created(event: dict[str, Any]) -> str:
+    """A chargeback: freeze the escrow (once; nothing if it already closed)."""
+    obj = _obj(event)
+    escrow = _disputed_escrow(obj)
+    chargeback = _services().chargeback_opened(escrow, **_dispute_fields(obj))
+    if chargeback.status != chargeback.Status.OPEN:
+        return f"chargeback {chargeback.dispute_id} already closed ({chargeback.status}); nothing to freeze"
+    if chargeback.froze_escrow:
+        return f"escrow {escrow.public_id} frozen by chargeback {chargeback.dispute_id}"
+    return f"chargeback {chargeback.dispute_id} recorded; escrow {escrow.status} ({chargeback.note or 'already frozen'})"
+
+
+def dispute_closed(event: dict[str, Any]) -> str:
+    """A chargeback's outcome: the status in a ``closed`` event is final
+    (won, lost, warning_closed), so the signed copy is used as it is."""
+    obj = _obj(event)
+    escrow = _disputed_escrow(obj)
+    outcome = str(obj.get("status") or "")
+    chargeback = _services().chargeback_closed(escrow, outcome=outcome, **_dispute_fields(obj))
+    return f"chargeback {chargeback.dispute_id} {chargeback.status}: {chargeback.note}"
+
+
+def setup_intent_succeeded(event: dict[str, Any]) -> str:
+    """A card set-up succeeded: keep its card as the customer's saved card
+    (``payments.accounts.card_setup_succeeded`` re-reads the SetupIntent from
+    the gateway and applies it once; the card page may have done it first)."""
+    from core.errors import ApplicationError, NotFound
+
+    from . import accounts
+
+    obj = _obj(event)
+    setup_intent_id = str(obj.get("id") or "")
+    if not CardSetup.objects.filter(setup_intent_id=setup_intent_id).exists():
+        if (obj.get("metadata") or {}).get("user"):
+            raise Defer(f"card set-up {setup_intent_id} not saved yet")
+        return f"set-up {setup_intent_id} was not started by this site; ignored"
+    try:
+        card = accounts.card_setup_succeeded(setup_intent_id)
+    except NotFound:
+        return f"set-up {setup_intent_id} unknown"
+    except ApplicationError as exc:
+        if exc.code == "gateway_unavailable":
+            raise
+        return f"set-up {setup_intent_id} not saved: {exc.message}"
+    status = CardSetup.objects.get(setup_intent_id=setup_intent_id).status
+    return f"set-up {setup_intent_id} {status}; saved card {card.brand} {card.last4}" if card else f"set-up {status}"
+
+
+def payment_method_detached(event: dict[str, Any]) -> str:
+    """A saved card was detached at the gateway (removed here, or in the
+    gateway's dashboard): it can't be charged any more, so forget it."""
+    pm_id = str(_obj(event).get("id") or "")
+    with transaction.atomic():
+        deleted, _rows = SavedPaymentMethod.objects.filter(gateway_payment_method_id=pm_id).delete() if pm_id else (0, {})
+    return f"saved card {pm_id} forgotten" if deleted else f"payment method {pm_id} was not a saved card"
 
 
 def account_updated(event: dict[str, Any]) -> str:
@@ -242,7 +308,10 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": charge_refunded,
     "refund.updated": charge_refunded,
     "charge.dispute.created": dispute_created,
+    "charge.dispute.closed": dispute_closed,
     "account.updated": account_updated,
+    "setup_intent.succeeded": setup_intent_succeeded,
+    "payment_method.detached": payment_method_detached,
     "transfer.created": transfer_created,
     "transfer.reversed": transfer_reversed,
 }

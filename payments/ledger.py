@@ -174,6 +174,7 @@ _STATE_BY_KIND = {
     Kind.RELEASE: Escrow.Status.RELEASED,
     Kind.REFUND: Escrow.Status.REFUNDED,
     Kind.SPLIT: Escrow.Status.SPLIT,
+    Kind.CHARGEBACK: Escrow.Status.CHARGEBACK,
 }
 
 
@@ -182,7 +183,7 @@ def derived_state(escrow: Escrow) -> str:
 
     No money movement: unfunded (the status may also say failed or expired:
     no money arrived either way). fund -> held; release -> released; refund ->
-    refunded; split -> split; a freeze marker -> frozen, an unfreeze marker ->
+    refunded; split -> split; chargeback (a lost bank dispute) -> chargeback; a freeze marker -> frozen, an unfreeze marker ->
     the state before the freeze. Payouts move money the contractor was owed
     and leave the state as it was."""
     state = Escrow.Status.UNFUNDED

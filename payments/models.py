@@ -4,7 +4,7 @@ Rules (see ../shared/DESIGN.md "Money"):
 - Amounts are integer cents with a currency. Every movement is one
   ``LedgerTransaction`` whose ``LedgerEntry`` rows sum to zero: checked by a
   deferred constraint trigger on PostgreSQL (migration 0002), and in Python.
-- An escrow moves by conditional updates / row locks in ``payments/services.py``;
+- An escrow moves by conditional updates / row locks in ``payments/services/`` (a package);
   at most one terminal ledger event per escrow and kind (a unique constraint);
   released + refunded never exceeds captured (a check constraint).
 - Idempotency keys are derived from intent (``escrow:<id>:transfer``) and stored
@@ -34,6 +34,8 @@ class LedgerAccount(models.Model):
         REFUNDS_OUT = "refunds_out", _("Refunds out")
         PAYOUTS_OUT = "payouts_out", _("Payouts out")
         CHARGEBACKS = "chargebacks", _("Chargebacks")
+        # Money a lost chargeback returned to the cardholder through their bank.
+        CHARGEBACKS_OUT = "chargebacks_out", _("Chargebacks lost (returned by the bank)")
 
     code = models.CharField(max_length=24, choices=Code.choices)
     owner = models.ForeignKey(
@@ -66,6 +68,7 @@ class Escrow(models.Model):
         FROZEN = "frozen", _("Frozen (chargeback)")
         FAILED = "failed", _("Payment failed")
         EXPIRED = "expired", _("Checkout abandoned")
+        CHARGEBACK = "chargeback", _("Charged back (bank dispute lost)")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     task = models.ForeignKey("tasks.Task", on_delete=models.PROTECT, related_name="escrows")
@@ -313,6 +316,10 @@ class SavedPaymentMethod(models.Model):
     gateway_payment_method_id = models.CharField(max_length=120)
     brand = models.CharField(max_length=20, blank=True)
     last4 = models.CharField(max_length=4, blank=True)
+    exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The card set-up that saved it (empty for cards saved before set-ups were recorded).
+    setup = models.ForeignKey("CardSetup", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -330,3 +337,80 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Reconciliation {self.started_at:%Y-%m-%d %H:%M}: {len(self.differences)} differences"
+
+
+class GatewayCustomer(models.Model):
+    """The customer object at the gateway that a user's saved cards belong to
+    (Stripe Customer), created once (key ``user:<id>:customer``) and kept."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_customer")
+    gateway_customer_id = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.gateway_customer_id} for {self.user}"
+
+
+class CardSetup(models.Model):
+    """One attempt to save a card (a SetupIntent with ``usage=off_session``).
+
+    The card page creates it; the browser confirms it with the gateway; the
+    ``setup_intent.succeeded`` webhook (or the page the gateway returns to,
+    whichever comes first) makes its card the user's saved card, once. A
+    set-up older than the card already saved, or started before the card was
+    removed, never replaces it."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", _("Waiting for the card")
+        SAVED = "saved", _("Card saved")
+        SUPERSEDED = "superseded", _("Succeeded, but a newer card was saved")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="card_setups")
+    gateway_customer_id = models.CharField(max_length=120)
+    setup_intent_id = models.CharField(max_length=120, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTED)
+    payment_method_id = models.CharField(max_length=120, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Card set-up {self.setup_intent_id} for {self.user} ({self.status})"
+
+
+class Chargeback(models.Model):
+    """A bank dispute of a customer's card payment (Stripe ``charge.dispute.*``),
+    stored once by its gateway id. It freezes the escrow when opened; when it
+    closes, lost sends the money out (``chargebacks_out``) and ends the escrow,
+    won lifts the freeze. Events arrive in any order: a ``created`` that comes
+    after its ``closed`` finds the chargeback closed and changes nothing."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open at the bank")
+        WON = "won", _("Won: the money stays")
+        LOST = "lost", _("Lost: the money went back to the cardholder")
+        NEEDS_STAFF = "needs_staff", _("Closed, needs staff")
+
+    dispute_id = models.CharField(max_length=120, unique=True)
+    escrow = models.ForeignKey(Escrow, on_delete=models.PROTECT, related_name="chargebacks")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    reason = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    gateway_status = models.CharField(max_length=30, blank=True)
+    froze_escrow = models.BooleanField(default=False, help_text=_("This chargeback put the escrow on hold."))
+    note = models.CharField(max_length=300, blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"Chargeback {self.dispute_id} ({self.status})"

@@ -30,6 +30,7 @@ PAID_STATUSES = (
     Escrow.Status.REFUNDED,
     Escrow.Status.SPLIT,
     Escrow.Status.FROZEN,
+    Escrow.Status.CHARGEBACK,
 )
 LIVE_STATUSES = (Escrow.Status.HELD, Escrow.Status.RELEASED, Escrow.Status.SPLIT, Escrow.Status.FROZEN)
 
@@ -175,7 +176,12 @@ def task_money(task: Any, user: Any) -> dict[str, Any] | None:
         events.append({"at": txn.created_at, "kind": txn.kind, "label": _event_label(txn),
                        "amount": _movement(txn, escrow), "memo": txn.memo})
     share_cents, gross_cents = contractor_share(escrow), escrow.price_cents
-    if escrow.status in (Escrow.Status.SPLIT, Escrow.Status.REFUNDED):
+    if escrow.status == Escrow.Status.CHARGEBACK:
+        # The bank took the payment back: the pro keeps only what was already paid out.
+        paid_out = payout is not None and payout.status == Payout.Status.PAID
+        share_cents = payout.amount_cents if paid_out else 0
+        gross_cents = escrow.released_cents if paid_out else 0
+    elif escrow.status in (Escrow.Status.SPLIT, Escrow.Status.REFUNDED):
         # Settled by a dispute or a cancellation: the pro gets the part of the
         # price released to them, less its commission (their payout), not the
         # full share.
@@ -241,6 +247,12 @@ def _headline(escrow: Escrow, payout: Payout | None, *, for_contractor: bool) ->
         return _("Split: %(refund)s refunded, the rest to the pro.") % {"refund": money(escrow.refunded_cents, escrow.currency)}
     if status == Escrow.Status.FROZEN:
         return _("Payment frozen while the bank's dispute is looked at.")
+    if status == Escrow.Status.CHARGEBACK:
+        if for_contractor:
+            return _("The customer's bank took this payment back; nothing more will be paid out for it.")
+        return _("Your bank took this payment back (a chargeback): %(total)s returned to your card by the bank.") % {
+            "total": total
+        }
     return escrow.get_status_display()
 
 

@@ -60,7 +60,7 @@ def contractor_earnings(user: User, *, now: dt.datetime | None = None) -> Earnin
     now = now or timezone.now()
     earnings = Earnings()
     escrows = (
-        Escrow.objects.filter(contractor=user, status__in=(ES.HELD, ES.RELEASED, ES.SPLIT, ES.FROZEN))
+        Escrow.objects.filter(contractor=user, status__in=(ES.HELD, ES.RELEASED, ES.SPLIT, ES.FROZEN, ES.CHARGEBACK))
         .select_related("task", "payout")
         .order_by("-created_at")
     )
@@ -94,7 +94,7 @@ def contractor_earnings(user: User, *, now: dt.datetime | None = None) -> Earnin
 
 def customer_payments(user: User) -> QuerySet[Escrow]:
     """The customer's payments, newest first, with their refunds: every escrow
-    money arrived for (held, released, refunded, split, frozen). Abandoned or
+    money arrived for (held, released, refunded, split, frozen, charged back). Abandoned or
     declined checkouts are left out."""
     return (
         Escrow.objects.filter(customer=user, captured_cents__gt=0)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("payments/history", views.history, name="history"),
     path("payments/receipts/<uuid:escrow_id>/", views.receipt, name="receipt"),
     path("payments/card", views.card, name="card"),
+    path("payments/card/remove", views.card_remove, name="card_remove"),
     path("payments/earnings", views.earnings, name="earnings"),
     path("payments/payouts/setup", views.payouts_setup, name="payouts_setup"),
     path("payments/payouts/demo-onboarding", views.payouts_demo, name="payouts_demo"),

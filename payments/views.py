@@ -11,6 +11,7 @@ the escrow and books the task."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.conf import settings
@@ -80,7 +81,12 @@ def _render_checkout(
         "return_url": request.build_absolute_uri(_checkout_url(escrow)) + "?return=1",
     }
     if state == "pay" and not simulated:
-        context["client_secret"] = get_gateway().retrieve_payment_intent(escrow.payment_intent_id).client_secret
+        try:
+            context["client_secret"] = get_gateway().retrieve_payment_intent(escrow.payment_intent_id).client_secret
+        except GatewayError as exc:
+            logger.warning("Checkout %s: could not read its payment intent: %s", escrow.public_id, exc.message)
+            context["error"] = error or _("The payment service did not answer. Reload the page in a moment.")
+            status = 503 if status == 200 else status
     return render(request, "payments/checkout.html", context, status=status)
 
 
@@ -252,24 +258,53 @@ def payouts_return(request: HttpRequest) -> HttpResponse:
     return redirect("payments:earnings")
 
 
+def _card_url(next_url: str = "") -> str:
+    url = reverse("payments:card")
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def card(request: HttpRequest) -> HttpResponse:
-    """The customer's saved card for instant booking (simulated: a test card
-    saved through the gateway's set-up flow)."""
+    """The customer's saved card for instant booking.
+
+    With Stripe: a SetupIntent (``usage=off_session``) confirmed in the
+    browser by Stripe's Payment Element; Stripe sends the browser back here
+    with ``?setup_intent=...`` and the card is saved (the
+    ``setup_intent.succeeded`` webhook does the same if the browser never
+    comes back). The card number never reaches this server. Simulated: a test
+    card typed into our own form and confirmed through the same set-up flow."""
     user = request.user
     next_url = pages.safe_next(request)
+    simulated = _is_simulated()
     form = CardForm(request.POST or None)
-    context = {
+    context: dict = {
         "saved_card": pages.saved_card(user),
         "form": form,
-        "simulated": _is_simulated(),
+        "simulated": simulated,
         "test_cards": _test_cards()[:1],
         "next": next_url,
+        "stripe_publishable_key": "",
+        "client_secret": "",
+        "return_url": "",
     }
     if request.method == "GET":
-        return render(request, "payments/card.html", context)
-    if not context["simulated"]:
+        setup_intent_id = request.GET.get("setup_intent", "")
+        if setup_intent_id and not simulated:  # back from Stripe's confirmation
+            try:
+                accounts.card_setup_succeeded(setup_intent_id, user=user)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+            except ApplicationError as exc:
+                context["error"] = exc.message
+            else:
+                messages.success(request, _("Card saved. Pros can now book your instant-book tasks; you are charged when they do."))
+                return redirect(next_url or reverse("payments:card"))
+        status = 200
+        if not simulated:
+            status = _start_card_setup(request, context, next_url)
+        return render(request, "payments/card.html", context, status=status)
+    if not simulated:
         context["error"] = _("Save your card with the card form above.")
         return render(request, "payments/card.html", context, status=400)
     if not form.is_valid():
@@ -284,3 +319,32 @@ def card(request: HttpRequest) -> HttpResponse:
         return render(request, "payments/card.html", context, status=getattr(exc, "status_code", 409))
     messages.success(request, _("Card saved. Pros can now book your instant-book tasks; you are charged when they do."))
     return redirect(next_url or reverse("payments:card"))
+
+
+def _start_card_setup(request: HttpRequest, context: dict, next_url: str) -> int:
+    """Stripe: a SetupIntent for the Payment Element; its client secret and
+    the publishable key go into the page (and nothing else about Stripe)."""
+    if not settings.STRIPE_PUBLISHABLE_KEY:
+        context["error"] = _("Saving a card is not available right now. Pros can still make offers on your tasks.")
+        return 503
+    try:
+        started = accounts.card_setup_start(request.user)
+    except ApplicationError as exc:
+        context["error"] = exc.message
+        return exc.status_code
+    context["stripe_publishable_key"] = settings.STRIPE_PUBLISHABLE_KEY
+    context["client_secret"] = started.client_secret
+    context["return_url"] = request.build_absolute_uri(_card_url(next_url))
+    return 200
+
+
+@login_required
+@require_POST
+def card_remove(request: HttpRequest) -> HttpResponse:
+    """Forget the viewer's own saved card (there is no card id to name: a
+    user can only ever remove their own)."""
+    if accounts.payment_method_remove(request.user):
+        messages.success(request, _("Card removed. Pros can't book your tasks instantly until you save one again."))
+    else:
+        messages.info(request, _("There was no saved card."))
+    return redirect("payments:card")

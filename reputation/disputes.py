@@ -754,6 +754,8 @@ def _move_money(dispute: Dispute, *, outcome: str, contractor_cents: int, by: Us
     actor = by if by is not None and by.is_staff else None
     escrow = Escrow.objects.get(pk=dispute.escrow_id)
     refunded_before = escrow.refunded_cents
+    if escrow.status == ES.CHARGEBACK:
+        return 0  # the customer's bank took the money back (a lost chargeback): nothing left to move
     memo = f"dispute {dispute.public_id}: {outcome}"
     if escrow.status == ES.FROZEN:
         escrow = payments.escrow_unfreeze(escrow, by=actor, reason=memo)

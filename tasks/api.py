@@ -16,7 +16,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -566,13 +565,8 @@ class TaskInstantBookView(TasksAPIView):
         serializer = InstantBookSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         start = serializer.validated_data.get("proposed_start")
-        # Checked before the customer's card is charged (task_instant_book
-        # checks it again, but only after the payment went through).
-        if start is not None and not timezone.now() < start <= timezone.now() + services.MAX_AHEAD:
-            raise ApplicationError(
-                _("Propose a start time in the future, within a year."),
-                fields={"proposed_start": [_("Propose a start time in the future, within a year.")]},
-            )
+        # The start and every other refusal are checked before the customer's
+        # card is charged (payments.services.instant_book_start).
         escrow = payment_services.instant_book_start(task, by=request.user, proposed_start=start)
         if escrow.status != escrow.Status.HELD:
             raise Conflict(_("The payment did not go through, so the job is not booked."), code="payment_failed")

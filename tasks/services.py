@@ -726,6 +726,28 @@ def offer_accept(offer: Offer, *, by: User) -> Task:
     return task
 
 
+def instant_book_check(
+    task: Task, *, by: User, proposed_start: Any = None, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """Everything that would make ``task_instant_book`` refuse ``by`` now,
+    checked without writing anything; returns the proposed start, parsed.
+    Payments call it on the locked task before the customer's card is charged,
+    so a booking that would be refused is refused before any money moves."""
+    _require_ready_contractor(by)
+    if task.customer_id == by.pk:
+        raise PermissionDenied(_("You can't book your own task."), code="own_task")
+    _require_open(task, "instant_book")
+    if not task.instant_book:
+        raise Conflict(
+            _("This task can't be booked instantly. Make an offer instead."), code="instant_book_not_allowed"
+        )
+    fields: dict[str, list[str]] = {}
+    start = _validate_offer_start(proposed_start, now or timezone.now(), fields)
+    if fields:
+        raise _invalid(fields)
+    return start
+
+
 @transaction.atomic
 def task_instant_book(task: Task, *, by: User, proposed_start: dt.datetime | None = None) -> Task:
     """A contractor books an instant-book task at its posted price (the rate,
@@ -736,16 +758,8 @@ def task_instant_book(task: Task, *, by: User, proposed_start: dt.datetime | Non
     if task.customer_id == by.pk:
         raise PermissionDenied(_("You can't book your own task."), code="own_task")
     task = _lock(task)
-    _require_open(task, "instant_book")
-    if not task.instant_book:
-        raise Conflict(
-            _("This task can't be booked instantly. Make an offer instead."), code="instant_book_not_allowed"
-        )
     now = timezone.now()
-    fields: dict[str, list[str]] = {}
-    start = _validate_offer_start(proposed_start, now, fields)
-    if fields:
-        raise _invalid(fields)
+    start = instant_book_check(task, by=by, proposed_start=proposed_start, now=now)
     Offer.objects.filter(task=task, contractor=by, status=Offer.Status.PENDING).update(
         status=Offer.Status.WITHDRAWN, decided_at=now
     )

@@ -43,9 +43,19 @@ class GatewayError(Exception):
 class CardDeclined(GatewayError):
     """The card was declined; ``message`` can be shown to the customer."""
 
-    def __init__(self, message: str | None = None, *, code: str = "card_declined", decline_code: str = "") -> None:
+    def __init__(
+        self, message: str | None = None, *, code: str = "card_declined", decline_code: str = "", payment_intent_id: str = ""
+    ) -> None:
         super().__init__(str(message or _("Your card was declined.")), retryable=False, code=code)
         self.decline_code = decline_code
+        # The PaymentIntent the decline belongs to, when the gateway says (Stripe does on 402s).
+        self.payment_intent_id = payment_intent_id
+
+    @property
+    def needs_authentication(self) -> bool:
+        """The bank wants the cardholder to confirm (3-D Secure): an off-session
+        charge can't go through without them."""
+        return "authentication_required" in (self.code, self.decline_code)
 
 
 @dataclass(frozen=True)
@@ -85,11 +95,15 @@ class AccountStatus:
 @dataclass(frozen=True)
 class SetupIntentResult:
     id: str
-    status: str
+    status: str  # requires_payment_method, requires_confirmation, requires_action, processing, succeeded, canceled
     client_secret: str = ""
     payment_method_id: str | None = None
     card_brand: str = ""
     card_last4: str = ""
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
+    customer_id: str = ""
+    last_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +188,20 @@ class PaymentGateway:
     def create_customer(self, email: str, idempotency_key: str) -> str:
         raise NotImplementedError
 
-    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> SetupIntentResult:
+    def create_setup_intent(
+        self, *, customer_id: str, idempotency_key: str, metadata: dict[str, Any] | None = None
+    ) -> SetupIntentResult:
+        """A SetupIntent with ``usage=off_session`` for the customer: the
+        browser confirms it (Stripe's Payment Element) and the card it saves
+        can then be charged without the customer (instant booking)."""
+        raise NotImplementedError
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentResult:
+        """The SetupIntent now, with its payment method's card details."""
+        raise NotImplementedError
+
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        """Forget a saved card at the gateway (it can't be charged any more)."""
         raise NotImplementedError
 
     # --- Reconciliation

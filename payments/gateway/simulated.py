@@ -8,6 +8,9 @@ is charged: the checkout page takes Stripe's test card numbers and calls
 - ``4000 0000 0000 0002`` is declined (generic decline),
 - ``4000 0000 0000 9995`` is declined for insufficient funds,
 - ``4000 0000 0000 0341`` can be saved but is declined when charged (off session),
+- ``4000 0025 0000 3155`` can be saved, but its bank asks the cardholder to
+  authenticate each payment: charged off session it fails with
+  ``authentication_required`` (on the checkout page, with the customer there, it pays),
 - anything else is refused as "not a test card".
 
 State lives in this process's memory (``STORE``), keyed by idempotency key, so
@@ -22,7 +25,7 @@ secret is the first of ``STRIPE_WEBHOOK_SECRETS``, or one derived from
 the configured one).
 
 Helpers for the demo and tests: ``confirm``, ``confirm_setup_intent``,
-``complete_onboarding``, ``open_dispute``, ``fail_next`` (make the next call of
+``complete_onboarding``, ``open_dispute``, ``close_dispute``, ``fail_next`` (make the next call of
 an operation raise) and ``reset``.
 """
 
@@ -67,6 +70,7 @@ TEST_CARDS: dict[str, tuple[str, str, str]] = {
     "4000000000000002": ("declined", "generic_decline", "visa"),
     "4000000000009995": ("declined", "insufficient_funds", "visa"),
     "4000000000000341": ("declined_on_charge", "generic_decline", "visa"),
+    "4000002500003155": ("auth_on_charge", "authentication_required", "visa"),
     "5555555555554444": ("succeeded", "", "mastercard"),
 }
 
@@ -92,6 +96,8 @@ def _id(prefix: str, key: str) -> str:
 def _decline_message(decline_code: str) -> str:
     if decline_code == "insufficient_funds":
         return _("Your card has insufficient funds.")
+    if decline_code == "authentication_required":
+        return _("Your bank asks you to confirm this payment.")
     return _("Your card was declined.")
 
 
@@ -369,6 +375,10 @@ class SimulatedGateway(PaymentGateway):
             if not payment_method_id:
                 raise GatewayError("confirm needs a payment method", code="invalid_request")
             pm = STORE.get(payment_method_id, "payment_method")
+            if customer_id and pm.get("customer") != customer_id:
+                raise GatewayError(
+                    "The provided PaymentMethod does not belong to this customer (detached?).", code="resource_missing"
+                )
             self._charge(pi, pm["card_number"], at_charge=True)
         return _intent_result(pi)
 
@@ -396,19 +406,22 @@ class SimulatedGateway(PaymentGateway):
 
     def _charge(self, pi: dict[str, Any], number: str, *, at_charge: bool) -> None:
         outcome, decline_code, brand = TEST_CARDS[number]
-        declined = outcome == "declined" or (outcome == "declined_on_charge" and at_charge)
+        declined = outcome == "declined" or (outcome in ("declined_on_charge", "auth_on_charge") and at_charge)
         if declined:
+            code = "authentication_required" if outcome == "auth_on_charge" else "card_declined"
             with STORE.lock:
                 pi["status"] = "requires_payment_method"
                 pi["last_payment_error"] = {
-                    "code": "card_declined",
+                    "code": code,
                     "decline_code": decline_code,
                     "message": _decline_message(decline_code),
                 }
                 attempt = sum(1 for e in STORE.events if e["data"]["object"].get("id") == pi["id"]) + 1
             # Each failed attempt is its own event (Stripe sends one per attempt).
             deliver(build_event("payment_intent.payment_failed", pi, event_id=_id("evt", f"fail:{pi['id']}:{attempt}")))
-            raise CardDeclined(_decline_message(decline_code), decline_code=decline_code)
+            raise CardDeclined(
+                _decline_message(decline_code), code=code, decline_code=decline_code, payment_intent_id=pi["id"]
+            )
         with STORE.lock:
             charge_id = _id("ch", pi["id"])
             charge = {
@@ -526,6 +539,19 @@ class SimulatedGateway(PaymentGateway):
         _emit("charge.dispute.created", dispute)
         return dispute["id"]
 
+    def close_dispute(self, dispute_id: str, *, status: str) -> dict[str, Any]:
+        """The bank decides: delivers ``charge.dispute.closed`` with ``status``
+        won, lost or warning_closed (closing twice changes nothing)."""
+        if status not in ("won", "lost", "warning_closed"):
+            raise GatewayError("A dispute closes as won, lost or warning_closed", code="invalid_request")
+        dispute = STORE.get(dispute_id, "dispute")
+        with STORE.lock:
+            if dispute["status"] in ("won", "lost", "warning_closed"):
+                return dispute
+            dispute["status"] = status
+        _emit("charge.dispute.closed", dispute)
+        return dispute
+
     # --- Connect ----------------------------------------------------------------
     def create_transfer(
         self,
@@ -614,7 +640,9 @@ class SimulatedGateway(PaymentGateway):
 
         return STORE.idempotent(idempotency_key, "create_customer", create)["id"]
 
-    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> SetupIntentResult:
+    def create_setup_intent(
+        self, *, customer_id: str, idempotency_key: str, metadata: dict[str, Any] | None = None
+    ) -> SetupIntentResult:
         STORE.get(customer_id, "customer")
 
         def create() -> dict[str, Any]:
@@ -623,9 +651,11 @@ class SimulatedGateway(PaymentGateway):
                 "id": seti_id,
                 "object": "setup_intent",
                 "customer": customer_id,
+                "usage": "off_session",
                 "status": "requires_payment_method",
                 "client_secret": f"{seti_id}_secret_{_id('s', seti_id)[6:18]}",
                 "payment_method": None,
+                "metadata": {k: str(v) for k, v in (metadata or {}).items()},
                 "created": int(time.time()),
             }
 
@@ -634,8 +664,12 @@ class SimulatedGateway(PaymentGateway):
     def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentResult:
         return self._setup_result(STORE.get(setup_intent_id, "setup_intent"))
 
-    def confirm_setup_intent(self, setup_intent_id: str, card_number: str) -> SetupIntentResult:
-        """Save a test card for off-session charges (instant book)."""
+    def confirm_setup_intent(
+        self, setup_intent_id: str, card_number: str, *, exp_month: int = 12, exp_year: int = 2034
+    ) -> SetupIntentResult:
+        """What Stripe's Payment Element does in the browser: save a test card
+        for off-session charges (instant book). Success delivers
+        ``setup_intent.succeeded``; a declined card raises ``CardDeclined``."""
         seti = STORE.get(setup_intent_id, "setup_intent")
         number = _normalize_card(card_number)
         if number not in TEST_CARDS:
@@ -647,20 +681,33 @@ class SimulatedGateway(PaymentGateway):
         if outcome == "declined":
             raise CardDeclined(_decline_message(decline_code), decline_code=decline_code)
         with STORE.lock:
+            if seti["status"] == "succeeded":
+                return self._setup_result(seti)
+            if seti["status"] == "canceled":
+                raise GatewayError("This SetupIntent was cancelled.", code="setup_intent_unexpected_state")
             pm_id = _id("pm", f"{seti['id']}:{number}")
             STORE.objects[pm_id] = {
                 "id": pm_id,
                 "object": "payment_method",
+                "type": "card",
                 "customer": seti["customer"],
                 "card_number": number,
-                "card": {"brand": brand, "last4": number[-4:]},
+                "card": {"brand": brand, "last4": number[-4:], "exp_month": exp_month, "exp_year": exp_year},
                 "created": int(time.time()),
             }
             seti.update(status="succeeded", payment_method=pm_id)
+            event = dict(seti)
+            event["payment_method"] = pm_id
+        _emit("setup_intent.succeeded", event)
         return self._setup_result(seti)
 
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        pm = STORE.get(payment_method_id, "payment_method")
+        with STORE.lock:
+            pm["customer"] = None
+
     def _setup_result(self, seti: dict[str, Any]) -> SetupIntentResult:
-        card: dict[str, str] = {}
+        card: dict[str, Any] = {}
         if seti.get("payment_method"):
             card = STORE.objects[seti["payment_method"]]["card"]
         return SetupIntentResult(
@@ -670,6 +717,9 @@ class SimulatedGateway(PaymentGateway):
             payment_method_id=seti.get("payment_method"),
             card_brand=card.get("brand", ""),
             card_last4=card.get("last4", ""),
+            card_exp_month=card.get("exp_month"),
+            card_exp_year=card.get("exp_year"),
+            customer_id=seti.get("customer") or "",
         )
 
     # --- Reconciliation -----------------------------------------------------------

@@ -64,10 +64,13 @@ def _map_error(exc: stripe.StripeError) -> GatewayError:
         error = getattr(exc, "error", None)
         decline_code = getattr(error, "decline_code", None) or code or ""
         text = DECLINE_MESSAGES.get(decline_code)
+        intent = getattr(error, "payment_intent", None)
+        intent_id = (intent.get("id") if isinstance(intent, dict) else getattr(intent, "id", None)) or ""
         return CardDeclined(
             str(text) if text else (getattr(exc, "user_message", None) or _("Your card was declined.")),
             code=code or "card_declined",
             decline_code=decline_code,
+            payment_intent_id=intent_id,
         )
     if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)):
         return GatewayError(message, retryable=True, code=code or "api_connection_error")
@@ -267,8 +270,12 @@ class StripeGateway(PaymentGateway):
         customer = self._call(self.client.v1.customers.create, {"email": email}, {"idempotency_key": idempotency_key})
         return _as_dict(customer)["id"]
 
-    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> SetupIntentResult:
-        params = {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
+    def create_setup_intent(
+        self, *, customer_id: str, idempotency_key: str, metadata: dict[str, Any] | None = None
+    ) -> SetupIntentResult:
+        params: dict[str, Any] = {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
+        if metadata:
+            params["metadata"] = {k: str(v) for k, v in metadata.items()}
         seti = _as_dict(self._call(self.client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key}))
         return self._setup_result(seti)
 
@@ -278,17 +285,26 @@ class StripeGateway(PaymentGateway):
         )
         return self._setup_result(seti)
 
+    def detach_payment_method(self, payment_method_id: str) -> None:
+        self._call(self.client.v1.payment_methods.detach, payment_method_id)
+
     @staticmethod
     def _setup_result(seti: dict[str, Any]) -> SetupIntentResult:
         pm = seti.get("payment_method")
         card = (pm.get("card") or {}) if isinstance(pm, dict) else {}
+        customer = seti.get("customer")
+        error = seti.get("last_setup_error") or {}
         return SetupIntentResult(
             id=seti["id"],
             status=seti.get("status", ""),
             client_secret=seti.get("client_secret") or "",
             payment_method_id=(pm.get("id") if isinstance(pm, dict) else pm) or None,
-            card_brand=card.get("brand", ""),
-            card_last4=card.get("last4", ""),
+            card_brand=card.get("brand", "") or "",
+            card_last4=card.get("last4", "") or "",
+            card_exp_month=card.get("exp_month") or None,
+            card_exp_year=card.get("exp_year") or None,
+            customer_id=(customer.get("id") if isinstance(customer, dict) else customer) or "",
+            last_error=(error.get("message") or "") if isinstance(error, dict) else "",
         )
 
     # --- Reconciliation -----------------------------------------------------------

@@ -11,6 +11,10 @@
   idempotency keys (a POST repeated with the same ``Idempotency-Key`` gets the
   first answer back, with ``Idempotent-Replayed: true``; the same key with other
   parameters is refused) and ``transfer_group`` on PaymentIntents.
+- Two more Stripe behaviours: an off-session payment that needs 3-D Secure
+  answers 402 ``authentication_required`` (localstripe leaves it
+  ``requires_action``), and a succeeded SetupIntent's card is attached to its
+  customer.
 - Faults on demand (``fail_next``): answer 500 without doing anything, or do
   the work and then drop the connection / answer too late (a timeout after the
   charge was made).
@@ -318,10 +322,50 @@ class FakeStripe:
         if status == 200 and transfer_group and body.get("object") == "payment_intent":
             with self.lock:
                 self.transfer_groups[body["id"]] = transfer_group
+        if request.command == "POST" and path == "/v1/payment_intents" and status == 200:
+            status, body = self._off_session_needs_authentication(params, body)
+        if (
+            request.command == "POST"
+            and re.fullmatch(r"/v1/setup_intents/[^/]+/confirm", path)
+            and status == 200
+            and body.get("status") == "succeeded"
+        ):
+            self._attach_to_customer(body, request.headers.get("Authorization", ""))
         self._decorate(body)
         if refunds_created and "gt" in refunds_created and isinstance(body.get("data"), list):
             body["data"] = [r for r in body["data"] if r.get("created", 0) > int(refunds_created["gt"])]
         return status, body, {}
+
+    def _off_session_needs_authentication(self, params: dict[str, Any], body: dict[str, Any]) -> tuple:
+        """Stripe, unlike localstripe, does not leave an off-session payment
+        waiting for 3-D Secure: it answers 402 ``authentication_required``
+        (a card_error naming the PaymentIntent, now requires_payment_method)."""
+        if params.get("off_session") != "true" or body.get("status") != "requires_action":
+            return 200, body
+        intent = dict(body, status="requires_payment_method", next_action=None)
+        error = {
+            "type": "card_error",
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "message": "Your card was declined. This transaction requires authentication.",
+            "payment_intent": intent,
+        }
+        return 402, {"error": error}
+
+    def _attach_to_customer(self, seti: dict[str, Any], authorization: str) -> None:
+        """Stripe attaches a SetupIntent's card to its customer when it succeeds; localstripe does not."""
+        pm, customer = seti.get("payment_method"), seti.get("customer")
+        if not (isinstance(pm, str) and isinstance(customer, str)):
+            return
+        attach = urllib.request.Request(  # noqa: S310 (loopback http)
+            f"{self.upstream}/v1/payment_methods/{pm}/attach",
+            data=urlencode({"customer": customer}).encode(),
+            method="POST",
+        )
+        attach.add_header("Authorization", authorization)
+        attach.add_header("Content-Type", "application/x-www-form-urlencoded")
+        with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(attach, timeout=20):  # noqa: S310
+            pass
 
     def _decorate(self, body: Any) -> None:
         if isinstance(body, dict):

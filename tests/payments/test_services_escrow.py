@@ -551,3 +551,60 @@ def test_instant_book_without_a_saved_card_asks_for_an_offer(customer, contracto
         services.instant_book_start(task, by=contractor)
     assert caught.value.code == "no_saved_card"
     assert row_counts() == before and gateway.calls == []
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        (dt.timedelta(days=400), "Propose a start time within a year."),
+        (-dt.timedelta(hours=1), "Propose a start time in the future."),
+        ("next tuesday", "Enter a valid date and time."),
+    ],
+)
+def test_instant_book_refuses_a_bad_start_before_charging(customer, contractor, gateway, start, message):
+    from payments.models import SavedPaymentMethod
+
+    SavedPaymentMethod.objects.create(user=customer, gateway_customer_id="cus_1", gateway_payment_method_id="pm_1")
+    task = TaskFactory(customer=customer, instant_book=True, budget_cents=PRICE)
+    gateway.intent_status = "succeeded"
+    offers = Offer.objects.count()
+    before = row_counts()
+    proposed = timezone.now() + start if isinstance(start, dt.timedelta) else start
+
+    with pytest.raises(ApplicationError) as caught:
+        services.instant_book_start(task, by=contractor, proposed_start=proposed)
+
+    assert caught.value.code == "invalid"
+    assert caught.value.fields == {"proposed_start": [message]}
+    assert str(caught.value.message) == message
+    assert gateway.calls == []  # nothing charged
+    assert row_counts() == before and Offer.objects.count() == offers  # nothing written
+    task.refresh_from_db()
+    assert task.status == Task.Status.OPEN
+
+
+@pytest.mark.parametrize("who", ["customer_self", "not_instant", "cancelled"])
+def test_instant_book_refusals_come_before_the_charge(customer, contractor, gateway, who):
+    from payments.models import SavedPaymentMethod
+
+    SavedPaymentMethod.objects.create(user=customer, gateway_customer_id="cus_1", gateway_payment_method_id="pm_1")
+    task = TaskFactory(customer=customer, instant_book=who != "not_instant", budget_cents=PRICE)
+    if who == "cancelled":
+        Task.objects.filter(pk=task.pk).update(status=Task.Status.CANCELLED)
+    booker = customer if who == "customer_self" else contractor
+    before = row_counts()
+    with pytest.raises((Conflict, PermissionDenied, ApplicationError)):
+        services.instant_book_start(task, by=booker)
+    assert gateway.calls == [] and row_counts() == before
+
+
+def test_instant_book_keeps_a_good_start_on_the_booking(customer, contractor, gateway):
+    from payments.models import SavedPaymentMethod
+
+    SavedPaymentMethod.objects.create(user=customer, gateway_customer_id="cus_1", gateway_payment_method_id="pm_1")
+    task = TaskFactory(customer=customer, instant_book=True, budget_cents=PRICE)
+    gateway.intent_status = "succeeded"
+    start = timezone.now() + dt.timedelta(days=3)
+    escrow = services.instant_book_start(task, by=contractor, proposed_start=start)
+    assert escrow.status == "held"
+    assert Offer.objects.get(task=task, status="accepted").proposed_start == start
