@@ -250,6 +250,20 @@ def setup_intent_succeeded(event: dict[str, Any]) -> str:
     return f"set-up {setup_intent_id} {status}; saved card {card.brand} {card.last4}" if card else f"set-up {status}"
 
 
+def setup_intent_failed(event: dict[str, Any]) -> str:
+    """The bank refused the card being saved. The SetupIntent waits for
+    another card (the customer may try again on the same page), so the
+    set-up stays started; its error is kept for staff."""
+    obj = _obj(event)
+    setup_intent_id = str(obj.get("id") or "")
+    error = obj.get("last_setup_error") or {}
+    message = str((error.get("message") if isinstance(error, dict) else "") or "the card was refused")[:300]
+    updated = CardSetup.objects.filter(setup_intent_id=setup_intent_id, status=CardSetup.Status.STARTED).update(
+        error=message
+    )
+    return f"set-up {setup_intent_id}: {message}" if updated else f"set-up {setup_intent_id} not waiting here; ignored"
+
+
 def payment_method_detached(event: dict[str, Any]) -> str:
     """A saved card was detached at the gateway (removed here, or in the
     gateway's dashboard): it can't be charged any more, so forget it."""
@@ -311,6 +325,7 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": dispute_closed,
     "account.updated": account_updated,
     "setup_intent.succeeded": setup_intent_succeeded,
+    "setup_intent.setup_failed": setup_intent_failed,
     "payment_method.detached": payment_method_detached,
     "transfer.created": transfer_created,
     "transfer.reversed": transfer_reversed,

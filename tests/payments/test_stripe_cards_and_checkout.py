@@ -421,3 +421,51 @@ def test_simulated_pages_load_nothing_from_outside(client, customer, settings, c
     for url in (CARD_PAGE, f"/payments/checkout/{escrow.public_id}/"):
         html = client.get(url).content.decode()
         assert "js.stripe.com" not in html and "https://" not in html.replace("https://schema", ""), url
+
+
+def test_a_forged_or_stale_success_event_saves_nothing_the_gateway_does_not_confirm(client, customer):
+    client.force_login(customer)
+    client.get(CARD_PAGE)
+    setup = CardSetup.objects.get(user=customer)  # never confirmed at the gateway
+    obj = {"id": setup.setup_intent_id, "object": "setup_intent", "status": "succeeded", "payment_method": "pm_forged",
+           "metadata": {"user": str(customer.pk)}}
+    post(client, event("setup_intent.succeeded", obj))
+    stored = WebhookEvent.objects.get(type="setup_intent.succeeded")
+    assert stored.status == "processed" and "not saved" in stored.error
+    assert not SavedPaymentMethod.objects.exists()
+    assert CardSetup.objects.get(pk=setup.pk).status == "started"
+
+
+def test_a_refused_card_setup_keeps_its_error_and_can_be_retried(client, customer):
+    client.force_login(customer)
+    client.get(CARD_PAGE)
+    setup = CardSetup.objects.get(user=customer)
+    obj = {"id": setup.setup_intent_id, "object": "setup_intent", "status": "requires_payment_method",
+           "last_setup_error": {"code": "card_declined", "message": "Your card was declined."}}
+    post(client, event("setup_intent.setup_failed", obj))
+    setup.refresh_from_db()
+    assert (setup.status, setup.error) == ("started", "Your card was declined.")
+    client.get(CARD_PAGE)  # the same set-up is offered again
+    assert CardSetup.objects.filter(user=customer).count() == 1
+    post(client, event("setup_intent.setup_failed", {"id": "seti_unknown", "object": "setup_intent"}))
+    assert "ignored" in WebhookEvent.objects.get(event_id__contains="seti_unknown").error
+
+
+@pytest.mark.parametrize("pm_id", ["pm_never_saved", ""])
+def test_a_detached_event_for_another_card_changes_nothing(client, customer, pm_id):
+    card = save_card_through_stripe(client, customer)
+    post(client, event("payment_method.detached", {"id": pm_id, "object": "payment_method"}, event_id=f"evt_det_{pm_id}"))
+    assert SavedPaymentMethod.objects.filter(pk=card.pk).exists()
+    assert WebhookEvent.objects.get(event_id=f"evt_det_{pm_id}").status == "processed"
+
+
+def test_card_events_with_a_bad_signature_are_refused(client, customer):
+    card = save_card_through_stripe(client, customer)
+    stored_before = WebhookEvent.objects.count()
+    for body in (
+        event("payment_method.detached", {"id": card.gateway_payment_method_id, "object": "payment_method"}),
+        event("setup_intent.succeeded", {"id": "seti_x", "object": "setup_intent"}),
+    ):
+        assert post(client, body, secret="whsec_wrong").status_code == 400
+    assert WebhookEvent.objects.count() == stored_before
+    assert SavedPaymentMethod.objects.filter(pk=card.pk).exists()
