@@ -4,9 +4,11 @@
 inside the service's transaction, after the task row is locked, and the
 service writes the task event. Files are written to ``default_storage`` only
 after the image has passed every check, so a bad upload leaves neither a row
-nor a file. (If the caller's transaction later rolls back for another reason,
-the stored file is orphaned; ``photo_delete_files`` removes a photo's files
-when a service deletes the row.)
+nor a file. Each stored file is reported to ``core.files.file_stored``: the
+services run as ``core.files.atomic_with_files``, so if their transaction
+later rolls back for another reason the files go with it (no orphans in
+MEDIA_ROOT). ``photo_delete_files`` removes a photo's files when a service
+deletes the row, after commit.
 
 EXIF has no time zone. ``taken_at`` treats the camera's DateTimeOriginal as
 UTC: it is a hint for the customer and for photo checks (was this taken
@@ -25,6 +27,7 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from core.errors import ApplicationError
+from core.files import file_stored
 from core.images import ImageRejected, clean_image
 
 from .models import MAX_PHOTO_BYTES, Offer, Task, TaskPhoto
@@ -84,8 +87,10 @@ def photo_add(
     thumb_bytes = _thumbnail(image_bytes)
     # The names are ignored: task_photo_path / task_thumb_path choose them.
     photo.image.save("photo.jpg", ContentFile(image_bytes), save=False)
+    file_stored(photo.image)
     try:
         photo.thumbnail.save("thumb.jpg", ContentFile(thumb_bytes), save=False)
+        file_stored(photo.thumbnail)
         photo.save()
     except BaseException:
         photo_delete_files(photo)

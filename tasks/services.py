@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from accounts.models import ContractorProfile, User
 from accounts.services import MAX_GEOLOCATION_DRIFT_KM, user_require_verified
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from core.files import atomic_with_files
 from core.geo import GeocodeError, distance_km, geocode
 
 from . import notify, payment_hooks, photos, verification
@@ -348,7 +349,8 @@ def task_create(
     uploads = list(photos)
     now = timezone.now()
     clean = _validate(data, now=now, photo_count=len(uploads), publishing=publish)
-    with transaction.atomic():
+    # Files stored here are removed again if the transaction does not commit.
+    with atomic_with_files():
         task = Task(customer=customer, status=S.DRAFT, **clean.values)
         task.set_location(clean.latitude, clean.longitude)
         task.save()
@@ -412,7 +414,7 @@ def task_update(task: Task, *, by: User, data: TaskInput) -> Task:
     return task
 
 
-@transaction.atomic
+@atomic_with_files()
 def task_add_photos(task: Task, *, by: User, files: Sequence[UploadedFile]) -> list[TaskPhoto]:
     """Add photos of the job to a draft or open task (10 at most in all)."""
     user_require_verified(by)
@@ -842,7 +844,7 @@ def task_check_in(
     return check_in
 
 
-@transaction.atomic
+@atomic_with_files()
 def task_submit_proof(task: Task, *, by: User, note: str, files: Sequence[UploadedFile]) -> ProofSubmission:
     """The assigned contractor sends 1-10 photos of the finished work and a
     note. The customer has 72 hours to answer before it is approved

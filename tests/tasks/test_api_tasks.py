@@ -211,6 +211,29 @@ def test_bad_photos_are_refused_and_nothing_is_stored(customer, api_as, photos, 
     assert snapshot() == before
 
 
+def test_a_post_refused_after_its_photos_were_stored_leaves_no_file_in_media_root(customer, api_as, monkeypatch):
+    """The photos are written before the task is published; when a later step
+    of the same transaction refuses, the rows roll back and the files go too."""
+    from core.errors import ApplicationError
+    from tasks import services
+
+    real_event = services._event
+
+    def refuse_publishing(task, kind, *args, **kwargs):
+        if kind == TaskEvent.Kind.PUBLISHED:
+            assert task.photos.count() == 2  # the photos are stored by now
+            raise ApplicationError("Posting is paused.", code="posting_paused")
+        return real_event(task, kind, *args, **kwargs)
+
+    monkeypatch.setattr(services, "_event", refuse_publishing)
+    before = snapshot()
+    response = api_as(customer).post(TASKS, task_payload(photos=[jpeg(), jpeg(colour=(0, 90, 200))]), format="multipart")
+
+    assert response.status_code == 400, response.content
+    assert error(response)["code"] == "posting_paused"
+    assert snapshot() == before  # no task, no photo rows, no files
+
+
 def test_photos_in_a_json_body_are_refused(customer, api_as):
     before = snapshot()
     response = api_as(customer).post(TASKS, task_payload(photos=["aGVsbG8="]), format="json")

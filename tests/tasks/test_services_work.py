@@ -170,6 +170,20 @@ def test_bad_proof_is_refused_and_nothing_written(customer, contractor, field, n
     assert mailoutbox == []
 
 
+def test_proof_refused_after_its_photos_were_stored_leaves_no_files(customer, contractor, monkeypatch, mailoutbox):
+    task = in_progress(customer, contractor)
+    before, task_row, stored = row_counts(), row(task), stored_files()
+
+    def mail_down(*args, **kwargs):
+        raise RuntimeError("mail queue unreachable")
+
+    monkeypatch.setattr("tasks.notify.proof_submitted", mail_down)
+    with pytest.raises(RuntimeError):
+        services.task_submit_proof(task, by=contractor, note="Done.", files=[jpeg_upload(), jpeg_upload("b.jpg")])
+
+    assert (row_counts(), row(task), stored_files()) == (before, task_row, stored)
+
+
 def test_only_the_assigned_contractor_submits_proof(customer, contractor, outsider):
     task = in_progress(customer, contractor)
     before, task_row = row_counts(), row(task)
