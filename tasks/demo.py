@@ -3,7 +3,8 @@
 Called by ``manage.py seed_demo`` (after ``accounts.demo`` has made the demo
 people) as ``seed(stdout)``. Every task is built through ``tasks.services``
 exactly as the pages would build it (post with a photo, offers, accept or
-instant booking, check-in, proof, approval, cancellation), so its events,
+instant booking, check-in, proof, approval, cancellation, and a dispute
+through ``reputation.disputes``), so its events,
 photos and invariants are real. Each task is made in one transaction; a task
 that already exists (same customer and title) is left exactly as it is, so a
 second run changes nothing.
@@ -28,12 +29,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
+from core.files import atomic_with_files
 from payments import accounts as payment_accounts
 from payments import services as payment_services
 from payments.gateway import get_gateway
@@ -90,6 +91,10 @@ class DemoTask:
     changes_requested: str = ""  # set: proof sent back once with this reason
     cancelled_by: str = ""  # email; set for cancelled tasks
     cancel_reason: str = ""
+    # Disputed tasks: the customer opens a dispute on the submitted work
+    # (reputation.disputes), with this reason (Dispute.Reason) and account.
+    dispute_reason: str = ""
+    dispute_text: str = ""
 
 
 JAMES, PRIYA, LEO = "james@bittietasks.local", "priya@bittietasks.local", "leo@bittietasks.local"
@@ -241,6 +246,18 @@ TASKS: list[DemoTask] = [
         cancelled_by=GRACE,
         cancel_reason="Sorry, I've hurt my wrist and can't work that week. Please book someone else.",
     ),
+    # --- disputed ---------------------------------------------------------------------
+    DemoTask(
+        "Regrout the shower tiles",
+        "The grout in the walk-in shower is cracked and stained. Rake it out, regrout (white) and reseal the "
+        "corners and the tray with silicone.",
+        JAMES, "handyman", "94117", "1300 Fulton St", 24_000, S.DISPUTED,
+        deadline_in_days=7,
+        offers=(DemoOffer(TOM, 22_000, "Epoxy grout, so it won't stain again. One day plus a day to cure.", 2),),
+        dispute_reason="poor_quality",
+        dispute_text="Two days after the job the new grout is cracking in both back corners and the silicone "
+        "along the tray has gaps. I'd like it redone or part of the money back.",
+    ),
 ]
 
 
@@ -309,10 +326,11 @@ def _input(spec: DemoTask, category: Category) -> services.TaskInput:
     return data
 
 
-@transaction.atomic
+@atomic_with_files()
 def _create_task(spec: DemoTask, people: dict[str, User], category: Category) -> Task:
     """Walk one task through the services to ``spec.status``. The services'
-    transactions nest in this one, so an interrupted run leaves no half task."""
+    transactions nest in this one, so an interrupted run leaves no half task
+    (and no photo files: ``core.files.atomic_with_files``)."""
     customer = people[spec.customer]
     task = services.task_create(
         customer=customer,
@@ -342,7 +360,7 @@ def _create_task(spec: DemoTask, people: dict[str, User], category: Category) ->
         else:
             _demo_pay(payment_services.checkout_start(offers[0], by=customer))
         task.refresh_from_db()
-    if spec.status in (S.IN_PROGRESS, S.SUBMITTED, S.COMPLETED):
+    if spec.status in (S.IN_PROGRESS, S.SUBMITTED, S.COMPLETED, S.DISPUTED):
         contractor = task.contractor
         # Checked in from the street outside (about 30 m off the ZIP point).
         services.task_check_in(
@@ -356,7 +374,7 @@ def _create_task(spec: DemoTask, people: dict[str, User], category: Category) ->
                 files=[demo_photo(spec.title, spec.trade, done=True)],
             )
             services.task_request_changes(task, by=customer, reason=spec.changes_requested)
-        elif spec.status in (S.SUBMITTED, S.COMPLETED):
+        elif spec.status in (S.SUBMITTED, S.COMPLETED, S.DISPUTED):
             services.task_submit_proof(
                 task,
                 by=contractor,
@@ -367,6 +385,12 @@ def _create_task(spec: DemoTask, people: dict[str, User], category: Category) ->
                 services.task_approve(task, by=customer)
     if spec.status == S.CANCELLED:
         services.task_cancel(task, by=people[spec.cancelled_by], reason=spec.cancel_reason)
+    if spec.status == S.DISPUTED:
+        # Disputes belong to reputation: opened through its service (which
+        # moves the task to disputed and freezes the escrow), as the page does.
+        from reputation import disputes
+
+        disputes.dispute_open(task, by=customer, reason=spec.dispute_reason, text=spec.dispute_text)
     task.refresh_from_db()
     if task.status != spec.status:  # a services change the demo didn't expect: say so loudly
         raise RuntimeError(f"Demo task {spec.title!r} ended {task.status}, not {spec.status}")

@@ -54,10 +54,10 @@ def test_seeding_twice_adds_and_changes_nothing(seeded):
     assert seeded == f"Demo tasks: {len(demo.TASKS)} created, 0 already there.\n"
 
 
-def test_every_status_but_disputed_is_present(seeded):
+def test_every_status_is_present(seeded):
     by_status = Counter(Task.objects.values_list("status", flat=True))
 
-    assert set(by_status) == set(S.values) - {S.DISPUTED}  # disputes come with reputation
+    assert set(by_status) == set(S.values)
     assert by_status[S.OPEN] >= 8
     assert Task.objects.count() == len(demo.TASKS)
 
@@ -151,6 +151,21 @@ def test_booked_tasks_are_consistent(seeded):
     assert windows.cancel_reason.startswith("Sorry, I've hurt my wrist")
 
 
+def test_the_disputed_task_has_an_open_dispute_by_its_customer_and_its_money_on_hold(seeded):
+    from payments.models import Escrow
+    from reputation.dispute_models import Dispute
+
+    task = Task.objects.get(title="Regrout the shower tiles")
+    dispute = Dispute.objects.get(task=task)
+    assert (task.status, task.contractor.email) == (S.DISPUTED, "tom@bittietasks.local")
+    assert (dispute.opened_by, dispute.against) == (task.customer, task.contractor)
+    assert dispute.status in Dispute.OPEN_STATUSES
+    assert dispute.reason == Dispute.Reason.POOR_QUALITY
+    assert dispute.text.startswith("Two days after the job")
+    assert dispute.escrow is not None and dispute.escrow.status == Escrow.Status.FROZEN
+    assert list(task.events.values_list("kind", flat=True))[-2:] == [E.PROOF_SUBMITTED, E.DISPUTED]
+
+
 def test_every_task_has_one_drawn_photo_and_finished_ones_a_proof_photo(seeded):
     for task in Task.objects.all():
         problem = list(task.photos.filter(kind=TaskPhoto.Kind.PROBLEM))
@@ -164,6 +179,7 @@ def test_every_task_has_one_drawn_photo_and_finished_ones_a_proof_photo(seeded):
         "Repair a sticking front door",
         "Furnace tune-up before winter",
         "Replace a scorched kitchen outlet",
+        "Regrout the shower tiles",
     }
 
 
