@@ -10,7 +10,13 @@ in the same run, for each size:
   (b) sql      the bare SQL of the same task query, through psycopg
   (c) scan     the same query with index scans turned off: exact
                earth_distance for every open task, sorted (the baseline)
-  (d) search   (a) with q="leak" (full-text, ranked)
+  (d) search   (a) with q="leak" (full-text, ranked; the nearest 200 matches
+               ranked, off the two-column GiST index), beside (d0) the bare
+               SQL of the query it replaced (to_tsvector on every task in the
+               box, every match ranked)
+  (f) sorts    (a) with sort=newest and sort=budget (the nearest 200 matches
+               ordered), beside (f0) the bare SQL of the unbounded sort (every
+               open task in the radius read and sorted)
   (e) api      GET /api/v1/tasks/nearby?lat=..&lon=..&radius_km=25&sort=distance through a
                real uvicorn server (2 workers) on a free port, token-authenticated
                as an onboarded contractor: once paced at --rate req/s (latency
@@ -304,7 +310,7 @@ def fill(conn_url: str, target: int, rng: random.Random, zips_by_metro, categori
                 copy.write(task_rows(rng, chunk, min(chunk + 50_000, target), zips_by_metro, categories, customers, contractors))
         table_columns = [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks_task' AND column_name <> 'id'"
-            " ORDER BY ordinal_position"
+            " AND is_generated = 'NEVER' ORDER BY ordinal_position"
         )]
         values = ", ".join(f"s.{c}" if c in names else ("s.created_at" if c == "updated_at" else f"t.{c}") for c in table_columns)
         conn.execute(
@@ -398,9 +404,9 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
 
     from tasks.selectors import open_tasks_near
 
-    def orm(point, q=None):
+    def orm(point, q=None, sort=None):
         return [(t.pk, t.distance_km, len(t.problem_photos)) for t in open_tasks_near(
-            latitude=point[0], longitude=point[1], radius_km=radius_km, q=q)[:20]]
+            latitude=point[0], longitude=point[1], radius_km=radius_km, q=q, sort=sort)[:20]]
 
     # Warm up the connection and caches with a few queries not counted.
     for point in where[:20]:
@@ -413,6 +419,10 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
     samples, found = timed(lambda p: orm(p, q="leak"), where)
     out["search"] = summary(samples)
     out["search"]["rows_mean"] = statistics.fmean(len(r) for r in found)
+    for sort in ("newest", "budget"):
+        samples, found = timed(lambda p, sort=sort: orm(p, sort=sort), where)
+        out[sort] = summary(samples)
+        out[sort]["rows_mean"] = statistics.fmean(len(r) for r in found)
 
     statements = []
     for lat, lon in where:
@@ -428,6 +438,33 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
         out["sql"]["rows_mean"] = statistics.fmean(len(r) for r in found)
         sql, params = statements[0]
         out["plan_sql"] = "\n".join(r[0] for r in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params))
+
+        # Baselines of (d) and (f): what the selector ran before (issue 3's
+        # second pass), as bare SQL on the same data.
+        old = {
+            "search_old": (
+                "SELECT t.id, ts_rank(setweight(to_tsvector('english'::regconfig, t.title), 'A')"
+                " || setweight(to_tsvector('english'::regconfig, t.description), 'B'), q) AS rank"
+                " FROM tasks_task t, websearch_to_tsquery('english'::regconfig, 'leak') q"
+                " WHERE t.status = 'open' AND earth_box(ll_to_earth(%(lat)s, %(lon)s), %(m)s)"
+                " @> ll_to_earth(t.latitude, t.longitude)"
+                " AND earth_distance(ll_to_earth(%(lat)s, %(lon)s), ll_to_earth(t.latitude, t.longitude)) <= %(m)s"
+                " AND to_tsvector('english'::regconfig, t.title || ' ' || t.description) @@ q"
+                " ORDER BY rank DESC, ll_to_earth(t.latitude, t.longitude) <-> ll_to_earth(%(lat)s, %(lon)s), t.id"
+                " LIMIT 20"
+            ),
+            "sorts_old": (
+                "SELECT t.id FROM tasks_task t WHERE t.status = 'open'"
+                " AND earth_box(ll_to_earth(%(lat)s, %(lon)s), %(m)s) @> ll_to_earth(t.latitude, t.longitude)"
+                " AND earth_distance(ll_to_earth(%(lat)s, %(lon)s), ll_to_earth(t.latitude, t.longitude)) <= %(m)s"
+                " ORDER BY t.published_at DESC NULLS LAST, t.id DESC LIMIT 20"
+            ),
+        }
+        for name, old_sql in old.items():
+            args = [{"lat": lat, "lon": lon, "m": radius_km * 1000} for lat, lon in where[:scan_n * 5]]
+            old_samples, old_found = timed(lambda a, old_sql=old_sql: conn.execute(old_sql, a).fetchall(), args)
+            out[name] = summary(old_samples)
+            out[name]["rows_mean"] = statistics.fmean(len(r) for r in old_found)
 
         conn.execute("SET enable_indexscan = off")
         conn.execute("SET enable_bitmapscan = off")
@@ -581,8 +618,12 @@ def measure_api(db_url: str, token: str, where: list[tuple[float, float]], radiu
         out = {
             "paced": api_load(server.port, token, paths, clients=args.clients, rate=args.rate),
             "closed": api_load(server.port, token, paths, clients=args.clients, rate=None),
-            "server_peak_rss_mb": peak_rss_mb(server.proc.pid),
         }
+        for name, extra in (("paced_search", "q=leak"), ("paced_newest", "sort=newest")):
+            if name.split("_")[1] in args.api_extra:
+                other = [p.replace("sort=distance", extra) for p in paths[: args.extra_queries]]
+                out[name] = api_load(server.port, token, other, clients=args.clients, rate=args.rate)
+        out["server_peak_rss_mb"] = peak_rss_mb(server.proc.pid)
     finally:
         server.stop()
     return out
@@ -607,12 +648,24 @@ def report(size: int, q: dict, api: dict | None, fill_s: float, args) -> str:
     row("(a) ORM open_tasks_near, 20 rows (3 queries: tasks, categories, photos)", q["orm"], f"{q['orm']['rows_mean']:.1f} rows on average")
     row("(b) bare SQL of (a)'s task query (psycopg)", q["sql"], "GiST KNN")
     row("(c) full scan: exact distance for every open task", q["scan"], f"index scans off; same answers {q['scan']['same_answers']}")
-    row("(d) ORM with q=\"leak\" (full-text, ranked)", q["search"], f"{q['search']['rows_mean']:.1f} rows on average")
+    row("(d) ORM with q=\"leak\" (full-text, ranked among the nearest 200 matches)", q["search"],
+        f"{q['search']['rows_mean']:.1f} rows on average")
+    row("(d0) bare SQL of the search it replaced (to_tsvector per task in the box, all matches ranked)",
+        q["search_old"], f"{q['search_old']['rows_mean']:.1f} rows on average")
+    row("(f) ORM sort=newest (the nearest 200 ordered)", q["newest"], f"{q['newest']['rows_mean']:.1f} rows")
+    row("(f) ORM sort=budget (the nearest 200 ordered)", q["budget"], f"{q['budget']['rows_mean']:.1f} rows")
+    row("(f0) bare SQL of the unbounded newest sort (every match in the radius sorted)", q["sorts_old"],
+        f"{q['sorts_old']['rows_mean']:.1f} rows")
     if api:
         p, c = api["paced"], api["closed"]
         row(f"(e) API GET /api/v1/tasks/nearby, paced {args.rate:g} req/s", p,
             f"{p['throughput']:.1f} req/s achieved, {args.clients} clients, {p['errors']} errors")
         row(f"(e) API, closed loop, {args.clients} clients", c, f"{c['throughput']:.1f} req/s, {c['errors']} errors")
+        for name, label in (("paced_search", "q=leak (relevance)"), ("paced_newest", "sort=newest")):
+            if name in api:
+                e = api[name]
+                row(f"(e) API {label}, paced {args.rate:g} req/s", e,
+                    f"{e['throughput']:.1f} req/s achieved, {e['errors']} errors")
     lines.append("")
     mem = f"Peak RSS: benchmark process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     if api:
@@ -631,6 +684,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent API clients")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--no-api", action="store_true")
+    parser.add_argument("--api-extra", default="search,newest",
+                        help="also pace the API with q=leak (search) and sort=newest; '' for neither")
+    parser.add_argument("--extra-queries", type=int, default=200, help="requests for each --api-extra run")
     parser.add_argument("--refill", action="store_true", help="drop the bench rows and fill again")
     parser.add_argument("--db-url", help="default: DATABASE_URL's server, database 'bench'")
     parser.add_argument("--json", help="also write the raw figures here")

@@ -37,6 +37,8 @@ class CappedPagination(Pagination):
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)
         response.data["count_capped"] = self.page.paginator.is_capped
+        # Set when the order asked for covers only the nearest N matches.
+        response.data["sorted_within_nearest"] = self.page.paginator.sorted_within if self.page.paginator.is_capped else None
         return response
 
     def get_paginated_response_schema(self, schema):
@@ -46,7 +48,13 @@ class CappedPagination(Pagination):
             "description": f"True when there are at least {CappedPaginator.cap} matches: count stops there "
             "and only the first ones can be paged through.",
         }
-        schema["required"] = [*schema.get("required", []), "count_capped"]
+        schema["properties"]["sorted_within_nearest"] = {
+            "type": "integer",
+            "nullable": True,
+            "description": "Set when count_capped and the sort is not by distance: the results are the nearest "
+            "this many matches, in the order asked for (newest, budget, relevance).",
+        }
+        schema["required"] = [*schema.get("required", []), "count_capped", "sorted_within_nearest"]
         return schema
 
 

@@ -56,6 +56,7 @@ from .serializers import (
     TaskDetailSerializer,
     TaskEventSerializer,
     TaskUpdateSerializer,
+    nearby_task_list,
 )
 
 TASK_INPUT_FIELDS = (
@@ -312,6 +313,12 @@ class NearbyTasksView(TasksListAPIView):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "origin": getattr(self, "origin", (0.0, 0.0))}
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # NearbyTaskSerializer documents the rows; nearby_task_list builds the
+        # same dicts without DRF's per-field machinery (tested to be equal).
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(nearby_task_list(page, request=request, origin=self.origin))
 
     @extend_schema(
         operation_id="tasks_nearby",

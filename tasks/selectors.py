@@ -10,10 +10,13 @@ Nearby search, on PostgreSQL, uses the cube/earthdistance extensions that ship
 with PostgreSQL: a partial GiST expression index on
 ``ll_to_earth(latitude, longitude) WHERE status = 'open'`` (migration
 0003_search_geo_indexes) answers an ``earth_box`` prefilter and nearest-first
-ordering (``<->``) under a LIMIT, and a partial GIN expression index on the
-English ``to_tsvector`` of title and description answers full-text search. The
-SQL below must generate exactly the indexed expressions or the planner will not
-use the indexes (tests/tasks/test_selectors.py checks with EXPLAIN). On SQLite
+ordering (``<->``) under a LIMIT; its INCLUDE columns (migration 0005) make
+the capped count and the nearest-200 candidate sets index-only. Full-text
+search matches the stored, weighted ``search_document`` tsvector, and a
+partial two-column GiST index on (point, search_document) walks matches
+nearest-first with the text test inside the index. The SQL below must
+generate exactly the indexed expressions or the planner will not use the
+indexes (tests/tasks/test_selectors.py checks with EXPLAIN). On SQLite
 (``make run``) a bounding box on latitude/longitude and a haversine expression
 stand in, and search is a case-insensitive substring match.
 """
@@ -33,6 +36,7 @@ from django.db.models import (
     Case,
     Count,
     Exists,
+    Expression,
     F,
     FloatField,
     Func,
@@ -48,6 +52,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError, NotFound
+from core.pagination import DEFAULT_CAP
 
 from . import state
 from .models import Category, Offer, Task, TaskEvent, TaskPhoto
@@ -311,6 +316,9 @@ def jobs_for_contractor(user: Any, status_group: str | None = None) -> QuerySet[
 MAX_RADIUS_KM = 500
 KM_PER_DEGREE_LAT = 111.045
 SORTS = ("distance", "newest", "budget", "relevance")
+# Sorts other than distance order the nearest this many matches: the rows the
+# capped count lets anyone page through (core.pagination).
+SORTED_WITHIN = DEFAULT_CAP
 # What the migration's GIN index covers; the query must produce this exact
 # expression, so the configuration is part of the SQL text, not a parameter.
 FTS_CONFIG = "english"
@@ -333,35 +341,45 @@ class _Operator(Func):
         self.arg_joiner = f" {operator} "
 
 
-class _TaskDocument(Func):
-    """The exact expression indexed by migration 0003 (task_open_fts_gin)."""
-
-    template = f"to_tsvector('{FTS_CONFIG}'::regconfig, %(expressions)s)"
-    arg_joiner = " || ' ' || "
-    output_field = SearchVectorField()
-
-    def __init__(self):
-        super().__init__(F("title"), F("description"))
-
-
-class _WeightedTaskDocument(Func):
-    """Title words weigh more than description words when ranking (computed
-    only for rows that already matched through the index)."""
+class _SearchDocument(Expression):
+    """The task's stored, weighted tsvector (title A, description B): the
+    generated column ``search_document`` of migration 0005, indexed by
+    task_open_search_gin. Not a model field (SQLite has no tsvector), so it is
+    named here, on whatever alias the task table has in this query (inside a
+    subquery Django renames it)."""
 
     output_field = SearchVectorField()
 
-    def __init__(self):
-        super().__init__(F("title"), F("description"))
+    def as_sql(self, compiler, connection):
+        alias = compiler.query.get_initial_alias()
+        return f"{compiler.quote_name_unless_alias(alias)}.{connection.ops.quote_name('search_document')}", []
 
-    def as_sql(self, compiler, connection, **extra_context):
-        (title, title_params), (description, description_params) = (
-            compiler.compile(expression) for expression in self.get_source_expressions()
-        )
-        sql = (
-            f"(setweight(to_tsvector('{FTS_CONFIG}'::regconfig, {title}), 'A')"
-            f" || setweight(to_tsvector('{FTS_CONFIG}'::regconfig, {description}), 'B'))"
-        )
-        return sql, [*title_params, *description_params]
+
+class _AnyOf(Expression):
+    """``column = ANY(%s)`` with the ids as one array parameter (Django's
+    ``__in`` binds and converts one parameter per id); the IN list elsewhere."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, column: str, values: Iterable[int]):
+        super().__init__()
+        self.column = F(column)
+        self.values = [int(v) for v in values]
+
+    def get_source_expressions(self):
+        return [self.column]
+
+    def set_source_expressions(self, exprs):
+        (self.column,) = exprs
+
+    def as_sql(self, compiler, connection):
+        sql, params = compiler.compile(self.column)
+        if not self.values:
+            return "1 = 0", []
+        if connection.vendor == "postgresql":
+            return f"{sql} = ANY(%s::bigint[])", [*params, "{" + ",".join(map(str, self.values)) + "}"]
+        return f"{sql} IN ({', '.join(['%s'] * len(self.values))})", [*params, *self.values]
 
 
 def _earth_point(latitude: float, longitude: float) -> _LLToEarth:
@@ -464,7 +482,10 @@ def open_tasks_near(
 
     sort: "distance" (nearest first), "newest" (most recently posted),
     "budget" (highest first) or "relevance" (best text match, then nearest).
-    With no sort: relevance when searching, else distance.
+    With no sort: relevance when searching, else distance. Every sort but
+    distance orders only the nearest SORTED_WITHIN (200) matches: one query
+    runs now to find them, and the result carries ``known_count`` (matches,
+    up to 201) and ``sorted_within`` for core.pagination.CappedPaginator.
     categories: slugs, ids or Category objects. Budget bounds are inclusive
     and apply to ``budget_cents`` (the fixed total or the hourly rate). Dates
     (inclusive; a date means the whole day) apply to when the task is
@@ -504,6 +525,7 @@ def open_tasks_near(
         # and the GiST index can walk it nearest-first (KNN) under a LIMIT.
         nearest_first = _Operator(_task_point(), "<->", _earth_point(latitude, longitude), output_field=FloatField())
     else:
+        distance_km = _haversine_km(latitude, longitude)
         dlat = radius_km / KM_PER_DEGREE_LAT
         dlon = radius_km / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(latitude)), 0.01))
         tasks = (
@@ -513,7 +535,7 @@ def open_tasks_near(
                 longitude__gte=longitude - dlon,
                 longitude__lte=longitude + dlon,
             )
-            .annotate(distance_km=_haversine_km(latitude, longitude))
+            .annotate(distance_km=distance_km)
             .filter(distance_km__lte=radius_km)
         )
         nearest_first = F("distance_km")
@@ -539,15 +561,16 @@ def open_tasks_near(
     if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
         tasks = tasks.exclude(customer_id=exclude_customer.pk)
 
+    rank = None
     if q:
         if on_postgres:
             query = SearchQuery(q, search_type="websearch", config=FTS_CONFIG)
-            tasks = tasks.alias(document=_TaskDocument()).filter(document=query)
-            tasks = tasks.annotate(rank=SearchRank(_WeightedTaskDocument(), query))
+            tasks = tasks.alias(document=_SearchDocument()).filter(document=query)
+            rank = SearchRank(_SearchDocument(), query)
         else:
-            tasks = tasks.filter(Q(title__icontains=q) | Q(description__icontains=q)).annotate(
-                rank=Case(When(title__icontains=q, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
-            )
+            tasks = tasks.filter(Q(title__icontains=q) | Q(description__icontains=q))
+            rank = Case(When(title__icontains=q, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
+        tasks = tasks.annotate(rank=rank)
 
     if sort == "distance":
         # Nothing after the distance: with a tie-breaker the planner sorts
@@ -557,8 +580,29 @@ def open_tasks_near(
         # tasks. Exact ties (tasks at one ZIP centroid) come out in index
         # order, which is stable while the index is unchanged.
         return tasks.order_by(nearest_first)
+
+    # Newest, budget and relevance: no index gives "within 25 km" and
+    # "highest budget first" at once, and sorting every match in a dense
+    # circle reads all of them (28,434 open tasks downtown New York at 1M).
+    # So these sorts order the nearest SORTED_WITHIN matches, the same rows
+    # the capped count lets anyone page through. One walk of the GiST index,
+    # nearest first (index-only without a search), fetches their ids and one
+    # more: that also answers the count (``known_count``), and pages say when
+    # more matched (``sorted_within``; see core.pagination).
+    nearest = list(tasks.order_by(nearest_first).values_list("pk", flat=True)[: SORTED_WITHIN + 1])
+    within = (
+        Task.objects.filter(_AnyOf("pk", nearest[:SORTED_WITHIN]))
+        .prefetch_related("category", _problem_photos())
+        .annotate(distance_km=distance_km)
+    )
+    if rank is not None:
+        within = within.annotate(rank=rank)
     if sort == "newest":
-        return tasks.order_by(F("published_at").desc(nulls_last=True), "-id")
-    if sort == "budget":
-        return tasks.order_by("-budget_cents", nearest_first, "id")
-    return tasks.order_by("-rank", nearest_first, "id")
+        within = within.order_by(F("published_at").desc(nulls_last=True), "-id")
+    elif sort == "budget":
+        within = within.order_by("-budget_cents", "distance_km", "id")
+    else:
+        within = within.order_by("-rank", "distance_km", "id")
+    within.known_count = len(nearest)
+    within.sorted_within = SORTED_WITHIN
+    return within

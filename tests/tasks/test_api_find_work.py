@@ -336,3 +336,63 @@ def test_find_work_page_says_when_it_shows_only_the_first_matches(client, custom
     monkeypatch.setattr(CappedPaginator, "cap", 3)
     html = client.get("/tasks/find").content.decode()
     assert "More than 3 open tasks: showing the first 3." in html
+
+
+def test_other_sorts_say_they_cover_only_the_nearest_matches(customer, contractor, api_as, monkeypatch):
+    from core.pagination import CappedPaginator
+    from tasks import selectors
+
+    monkeypatch.setattr(CappedPaginator, "cap", 2)
+    monkeypatch.setattr(selectors, "SORTED_WITHIN", 2)
+    near = TaskFactory(customer=customer, budget_cents=5_000)
+    oakland = TaskFactory(customer=customer, latitude=OAKLAND[0], longitude=OAKLAND[1], budget_cents=9_000)
+    # Farther than both, and the dearest: outside the nearest two.
+    TaskFactory(customer=customer, latitude=37.9, longitude=-122.3, budget_cents=90_000)
+    client = api_as(contractor)
+
+    body = client.get(NEARBY, {"sort": "budget"}).json()
+    assert [r["id"] for r in body["results"]] == [str(oakland.public_id), str(near.public_id)]
+    assert (body["count"], body["count_capped"], body["sorted_within_nearest"]) == (2, True, 2)
+    body = client.get(NEARBY, {"sort": "distance"}).json()
+    assert (body["count"], body["count_capped"], body["sorted_within_nearest"]) == (2, True, None)
+    body = client.get(NEARBY, {"sort": "newest", "radius_km": 5}).json()
+    assert (body["count"], body["count_capped"], body["sorted_within_nearest"]) == (1, False, None)
+
+    client.force_login(contractor)
+    html = client.get("/tasks/find", {"sort": "budget"}).content.decode()
+    assert "More than 2 open tasks: these are the 2 nearest, in the order you chose." in html
+
+
+def test_nearby_rows_are_exactly_what_the_documented_serializer_gives(customer, contractor, api_as, electrical):
+    """The view builds rows without DRF's field machinery (tasks.serializers.nearby_task_list);
+    they must stay what NearbyTaskSerializer, the OpenAPI schema's source, says."""
+    from rest_framework.test import APIRequestFactory
+
+    from tasks import selectors
+    from tasks.serializers import NearbyTaskSerializer, nearby_task_list
+
+    TaskFactory(customer=customer, photos=2, description="x" * 400, category=electrical)
+    TaskFactory(customer=customer, photos=0, budget_type="hourly", budget_cents=6_000, estimated_hours=3)
+    TaskFactory(
+        customer=customer,
+        schedule_type="window",
+        window_start=timezone.now() + dt.timedelta(days=2),
+        window_end=timezone.now() + dt.timedelta(days=2, hours=3),
+        deadline=None,
+        latitude=OAKLAND[0],
+        longitude=OAKLAND[1],
+    )
+    request = APIRequestFactory().get(NEARBY)
+    origin = (PROFILE_POINT[0] + 0.01, PROFILE_POINT[1])
+    tasks = list(selectors.open_tasks_near(latitude=origin[0], longitude=origin[1], radius_km=30))
+    assert len(tasks) == 3
+
+    documented = NearbyTaskSerializer(tasks, many=True, context={"request": request, "origin": origin}).data
+    built = nearby_task_list(tasks, request=request, origin=origin)
+    assert [list(row.items()) for row in built] == [list(dict(row).items()) for row in documented]
+    assert client_rows_match(api_as(contractor), origin, built)
+
+
+def client_rows_match(client, origin, built) -> bool:
+    body = client.get(NEARBY, {"lat": origin[0], "lon": origin[1], "radius_km": 30, "sort": "distance"}).json()
+    return body["results"] == [{**row, "thumbnail_url": row["thumbnail_url"]} for row in built]
