@@ -1,5 +1,6 @@
 """Property test (hypothesis): random sequences of fund, release, refund,
-split, freeze/unfreeze, payouts, webhook replays and gateway failures never
+split, freeze/unfreeze, bank disputes opened and closed (won, lost, partial),
+payouts, webhook replays and gateway failures never
 create or destroy a cent; every transaction balances (checked by PostgreSQL
 statement by statement here: constraints set IMMEDIATE); each escrow's state
 derived from its ledger matches its status; released + refunded never exceeds
@@ -13,7 +14,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ApplicationError
@@ -39,6 +40,8 @@ operation = st.one_of(
     st.tuples(st.just("split"), st.integers(0, N - 1), st.integers(-50, 13_000)),
     st.tuples(st.just("freeze"), st.integers(0, N - 1)),
     st.tuples(st.just("unfreeze"), st.integers(0, N - 1)),
+    st.tuples(st.just("dispute_open"), st.integers(0, N - 1), st.booleans()),
+    st.tuples(st.just("dispute_close"), st.integers(0, N - 1), st.booleans(), st.sampled_from(["won", "lost", "warning_closed"])),
     st.tuples(st.just("payout_sweep"), st.integers(0, 100)),
     st.tuples(st.just("enable_payouts"), st.integers(0, N - 1)),
     st.tuples(st.just("fail_next"), st.sampled_from(["create_transfer", "create_refund"]), st.booleans()),
@@ -67,6 +70,17 @@ def _run(op, escrows, staff, gateway, history, clock):
         services.escrow_freeze(escrow, reason="chargeback")
     elif name == "unfreeze":
         services.escrow_unfreeze(escrow, by=staff)
+    elif name in ("dispute_open", "dispute_close"):
+        partial = args[1]
+        dispute = {
+            "dispute_id": f"dp_{escrow.pk}_{'partial' if partial else 'full'}",
+            "amount_cents": 100 if partial else escrow.total_cents,
+        }
+        if name == "dispute_open":
+            services.chargeback_opened(escrow, **dispute)
+        else:
+            chargeback = services.chargeback_closed(escrow, outcome=args[2], **dispute)
+            event(f"chargeback closed: {chargeback.status}")  # --hypothesis-show-statistics
     elif name == "payout_sweep":
         clock[0] += dt.timedelta(hours=args[0])
         services.payout_sweep(now=clock[0])
@@ -94,6 +108,15 @@ def _check_all(escrows):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=st.lists(operation, min_size=1, max_size=25))
+# Chargebacks lost in every money state (held, released and paid out, split), then everything else refused.
+@example(ops=[("fund", 2), ("dispute_open", 2, False), ("dispute_close", 2, False, "lost"), ("refund", 2), ("unfreeze", 2)])
+@example(
+    ops=[("fund", 0), ("release", 0), ("enable_payouts", 0), ("payout_sweep", 100), ("dispute_close", 0, False, "lost"),
+         ("replay", 4), ("fund", 1), ("split", 3, 5), ("fund", 3), ("split", 3, 5), ("dispute_open", 3, False),
+         ("dispute_close", 3, False, "lost"), ("payout_sweep", 100)]
+)
+@example(ops=[("fund", 2), ("dispute_open", 2, True), ("dispute_close", 2, True, "lost"), ("dispute_open", 2, False),
+              ("dispute_close", 2, False, "won"), ("release", 2)])
 def test_random_sequences_never_create_or_destroy_a_cent(ops, monkeypatch, django_capture_on_commit_callbacks):
     gateway = RecordingGateway()
     monkeypatch.setattr("payments.services._gateway", lambda: gateway)
@@ -117,6 +140,8 @@ def test_random_sequences_never_create_or_destroy_a_cent(ops, monkeypatch, djang
                 with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
                     _run(op, escrows, staff, gateway, history, clock)
             except ApplicationError as exc:
+                if op[0] == "dispute_close":
+                    event(f"chargeback close refused: {exc.code}")
                 assert exc.message
                 assert row_counts() == before, op
                 assert LedgerTransaction.objects.count() == ledger_before
