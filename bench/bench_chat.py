@@ -17,12 +17,13 @@ each logged in through a real session row. Per size:
   - --rate messages/s for --seconds from random sockets; latency = the peer's
     receipt time - the send time (same clock); beside it, in the same run and
     at the same rate, a bare Redis PUBLISH -> subscriber round trip (the floor);
-  - at the largest size, a reconnect run: 10% of the clients drop their socket
+  - at the largest size (or --reconnect-size), a reconnect run: 10% of the clients drop their socket
     mid-run, come back after 0-1 s with ``resume`` and resend what was not
     acked. Afterwards every client must hold exactly seqs 1..last_seq of its
     conversation (gap check) and the database exactly one row per client id.
 
     .venv/bin/python bench/bench_chat.py                      # 1,000 then 5,000 sockets
+    .venv/bin/python bench/bench_chat.py --sizes 1000,5000,10000 --reconnect-size 5000   # docs/PERFORMANCE.md
     .venv/bin/python bench/bench_chat.py --sizes 200 --seconds 5   # a quick look
 """
 
