@@ -302,19 +302,22 @@ def _text_message_sql() -> str:
     )
 
 
-_message_urls: dict[int, str] = {}
+_task_urls: dict[uuid.UUID, str] = {}
 
 
 def _task_url(conversation: Conversation) -> str:
-    url = _message_urls.get(conversation.task_id)
+    """The task page's URL for the notification, reversed once per task and
+    process (a task's public id never changes)."""
+    public_id = conversation.task.public_id
+    url = _task_urls.get(public_id)
     if url is None:
         try:
-            url = reverse("tasks:detail", args=[conversation.task.public_id])
+            url = reverse("tasks:detail", args=[public_id])
         except NoReverseMatch:
             url = ""
-        if len(_message_urls) > 10_000:
-            _message_urls.clear()
-        _message_urls[conversation.task_id] = url
+        if len(_task_urls) > 10_000:
+            _task_urls.clear()
+        _task_urls[public_id] = url
     return url
 
 
