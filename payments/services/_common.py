@@ -25,6 +25,7 @@ from ..models import (
     GatewayOperation,
     LedgerAccount,
     LedgerTransaction,
+    Payout,
 )
 
 if TYPE_CHECKING:
@@ -145,6 +146,25 @@ def _legs_to(escrow: Escrow, target: dict[str, int], outflows: dict[str, int]) -
         if cents:
             legs.append((code, owner_of.get(code), cents))
     return legs
+
+
+def _payable_in_flight(escrow: Escrow) -> int:
+    """The cents of the contractor's payable that a transfer is taking out
+    right now: the payout sweep called the gateway (or is retrying a call
+    that did not answer) and has not recorded it as paid yet. Locks the
+    escrow's payout (after the escrow: the fixed order), so a sweep deciding
+    on it is waited for. A freeze or a lost chargeback leaves this money
+    where it is: ``_payout_paid`` takes it from the payable when the
+    transfer is confirmed."""
+    payout = Payout.objects.select_for_update(no_key=True).filter(escrow=escrow).first()
+    if payout is None or payout.status in (Payout.Status.PAID, Payout.Status.CANCELLED):
+        return 0
+    started = GatewayOperation.objects.filter(
+        escrow=escrow, operation="create_transfer", status=GatewayOperation.Status.STARTED, attempts__gt=0
+    ).exists()
+    if not started:
+        return 0
+    return max(0, min(payout.amount_cents, _holdings(escrow).get(Code.CONTRACTOR_PAYABLE, 0)))
 
 
 def _notify(user: User, *, title: str, body: str, task: Task, dedupe_key: str) -> None:

@@ -45,6 +45,7 @@ from ._common import (
     _lock,
     _move,
     _notify,
+    _payable_in_flight,
     _require_system_or_staff,
 )
 
@@ -75,8 +76,14 @@ def escrow_freeze(escrow: Escrow, *, reason: str = "", by: User | None = None) -
         )
     n = _freeze_count(escrow, ledger.FREEZE_MARK) + 1
     inside = sum(_holdings(escrow).values())
+    # A transfer already at the gateway can't be stopped: its share stays
+    # payable, and is paid out of it when the transfer is confirmed.
+    leaving = _payable_in_flight(escrow)
     _move(escrow, ES.FROZEN, status_before_freeze=escrow.status, frozen_at=timezone.now())
-    legs = _legs_to(escrow, {Code.CHARGEBACKS: inside}, {})
+    target = {Code.CHARGEBACKS: inside - leaving}
+    if leaving:
+        target[Code.CONTRACTOR_PAYABLE] = leaving
+    legs = _legs_to(escrow, target, {})
     ledger.post(
         Kind.ADJUSTMENT,
         escrow,
@@ -223,13 +230,18 @@ def _chargeback_lost(task: Task, escrow: Escrow, chargeback: Chargeback) -> None
             key=f"chargeback-lost:{chargeback.dispute_id}",
         )
         return
-    frozen = _holdings(escrow).get(Code.CHARGEBACKS, 0)
-    legs = [
-        (Code.CHARGEBACKS, None, -frozen),
-        (Code.CHARGEBACKS_OUT, None, chargeback.amount_cents),
-        # Paid out to the contractor before the chargeback: the platform covers it.
-        (Code.PLATFORM_REVENUE, None, frozen - chargeback.amount_cents),
-    ]
+    # All of the escrow's money still on the platform goes out (the frozen
+    # money, and a share left payable when a transfer of it failed), except
+    # a share a transfer is taking out right now (paid from the payable when
+    # it is confirmed). What was paid out, or is being paid, the platform
+    # covers from its revenue: contractors are not clawed back.
+    leaving = _payable_in_flight(escrow)
+    frozen = sum(_holdings(escrow).values()) - leaving
+    legs = _legs_to(
+        escrow,
+        {Code.CONTRACTOR_PAYABLE: leaving, Code.PLATFORM_REVENUE: frozen - chargeback.amount_cents},
+        {Code.CHARGEBACKS_OUT: chargeback.amount_cents},
+    )
     _move(escrow, ES.CHARGEBACK, status_before_freeze="")
     ledger.post(
         Kind.CHARGEBACK,
@@ -238,9 +250,10 @@ def _chargeback_lost(task: Task, escrow: Escrow, chargeback: Chargeback) -> None
         idempotency_key=f"escrow:{escrow.public_id}:chargeback",
         memo=f"chargeback {chargeback.dispute_id} lost",
     )
-    Payout.objects.filter(escrow=escrow).exclude(status=Payout.Status.PAID).update(
-        status=Payout.Status.CANCELLED, next_attempt_at=None
-    )
+    if not leaving:
+        Payout.objects.filter(escrow=escrow).exclude(status=Payout.Status.PAID).update(
+            status=Payout.Status.CANCELLED, next_attempt_at=None
+        )
     chargeback.status = Chargeback.Status.LOST
     chargeback.note = f"{frozen} cents frozen went out; {chargeback.amount_cents - frozen} covered by the platform"
     _alert_staff(

@@ -17,10 +17,10 @@ from django.utils import timezone
 from core.errors import Conflict
 from messaging.models import Notification
 from payments import handlers, ledger, services
-from payments.gateway import get_gateway
+from payments.gateway import GatewayError, get_gateway
 from payments.models import Chargeback, Escrow, LedgerTransaction, Payout, WebhookEvent
 from tasks.models import Task
-from tests.payments.factories import EscrowFactory
+from tests.payments.factories import EscrowFactory, payouts_enabled
 from tests.payments.helpers import fund
 from tests.payments.ledger_support import (  # noqa: F401 - fixture
     assert_escrow_invariants,
@@ -143,6 +143,89 @@ def test_lost_after_the_contractor_was_paid_is_covered_by_the_platform(deliver, 
     assert money["payouts_out"] == payout.amount_cents  # the contractor keeps what they were paid
     assert money["chargebacks_out"] == escrow.total_cents
     assert sum(money.values()) == 0
+    assert_escrow_invariants(escrow)
+
+
+def _chargeback_during_the_transfer(escrow: Escrow, gateway) -> Payout:
+    """The payout sweep is at the gateway (the transfer is being made) when
+    the bank's ``charge.dispute.created`` is processed."""
+    payout = Payout.objects.get(escrow=escrow)
+    payouts_enabled(escrow.contractor)
+    transfer = gateway.create_transfer
+
+    def transfer_while_the_bank_disputes(**kwargs):
+        services.chargeback_opened(escrow, dispute_id="dp_in_flight", amount_cents=escrow.total_cents)
+        return transfer(**kwargs)
+
+    gateway.create_transfer = transfer_while_the_bank_disputes
+    payout = services.payout_attempt(payout, now=timezone.now() + dt.timedelta(days=4))
+    assert payout.status == Payout.Status.PAID
+    return payout
+
+
+def test_a_chargeback_while_the_transfer_is_made_leaves_no_negative_earnings(gateway):
+    escrow = EscrowFactory(state="released")
+    payout = _chargeback_during_the_transfer(escrow, gateway)
+
+    escrow.refresh_from_db()
+    assert escrow.status == Escrow.Status.FROZEN
+    money = by_account(escrow)
+    assert money.get("contractor_payable", 0) == 0  # paid out, not owed back by the contractor
+    assert money["payouts_out"] == payout.amount_cents
+    assert money["chargebacks"] == escrow.total_cents - payout.amount_cents
+
+    services.chargeback_closed(escrow, dispute_id="dp_in_flight", outcome="lost", amount_cents=escrow.total_cents)
+
+    escrow.refresh_from_db()
+    assert escrow.status == Escrow.Status.CHARGEBACK
+    assert by_account(escrow) == {
+        "customer_funds_in": -escrow.total_cents,
+        "payouts_out": payout.amount_cents,  # the contractor keeps what was paid
+        "chargebacks_out": escrow.total_cents,
+        "platform_revenue": -payout.amount_cents,  # which the platform covers
+    }
+    assert Payout.objects.get(pk=payout.pk).status == Payout.Status.PAID
+    assert_escrow_invariants(escrow)
+
+
+def test_won_after_a_chargeback_during_the_transfer_leaves_the_payout_paid_once(gateway):
+    escrow = EscrowFactory(state="released")
+    payout = _chargeback_during_the_transfer(escrow, gateway)
+
+    services.chargeback_closed(escrow, dispute_id="dp_in_flight", outcome="won", amount_cents=escrow.total_cents)
+
+    escrow.refresh_from_db()
+    assert escrow.status == Escrow.Status.RELEASED
+    money = by_account(escrow)
+    assert money.get("contractor_payable", 0) == 0
+    assert money["payouts_out"] == payout.amount_cents
+    assert money.get("chargebacks", 0) == 0
+    services.payout_sweep(now=timezone.now() + dt.timedelta(days=10))
+    assert gateway.effects("create_transfer") == 1
+    assert_escrow_invariants(escrow)
+
+
+def test_lost_after_a_transfer_that_failed_while_frozen_sends_the_unpaid_share_out_too(gateway):
+    escrow = EscrowFactory(state="released")
+    payout = Payout.objects.get(escrow=escrow)
+    payouts_enabled(escrow.contractor)
+    gateway.fail_next("create_transfer", GatewayError("Account closed", retryable=False, code="account_invalid"))
+    transfer = gateway.create_transfer
+
+    def transfer_while_the_bank_disputes(**kwargs):
+        services.chargeback_opened(escrow, dispute_id="dp_failed", amount_cents=escrow.total_cents)
+        return transfer(**kwargs)
+
+    gateway.create_transfer = transfer_while_the_bank_disputes
+    payout = services.payout_attempt(payout, now=timezone.now() + dt.timedelta(days=4))
+    assert payout.status == Payout.Status.FAILED
+
+    services.chargeback_closed(escrow, dispute_id="dp_failed", outcome="lost", amount_cents=escrow.total_cents)
+
+    escrow.refresh_from_db()
+    assert escrow.status == Escrow.Status.CHARGEBACK
+    assert by_account(escrow) == {"customer_funds_in": -escrow.total_cents, "chargebacks_out": escrow.total_cents}
+    assert Payout.objects.get(pk=payout.pk).status == Payout.Status.CANCELLED
     assert_escrow_invariants(escrow)
 
 
