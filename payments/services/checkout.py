@@ -200,6 +200,18 @@ def instant_book_start(task: Task, *, by: User, proposed_start: dt.datetime | No
             raise Conflict(
                 _("The customer has no saved card for instant booking. Make an offer instead."), code="no_saved_card"
             )
+        # Another pro's instant booking is charging the card right now (its
+        # escrow unfunded, not expired): charging it again would take the
+        # customer's money twice and refund one of them days later.
+        if (
+            Escrow.objects.filter(task=task, offer__is_instant=True, status=ES.UNFUNDED, checkout_expires_at__gt=now)
+            .exclude(contractor=by)
+            .exists()
+        ):
+            raise Conflict(
+                _("Another pro is booking this task right now. Nothing was charged; try again in a few minutes."),
+                code="booking_in_progress",
+            )
         escrow = (
             Escrow.objects.filter(
                 task=task, contractor=by, offer__is_instant=True, status=ES.UNFUNDED, checkout_expires_at__gt=now

@@ -13,7 +13,7 @@ from payments import ledger, services
 from payments.models import Escrow, GatewayOperation, LedgerTransaction, Payout, Refund
 from tasks import services as task_services
 from tasks.models import Offer, Task
-from tests.payments.factories import EscrowFactory, fund, payouts_enabled, unfunded_escrow
+from tests.payments.factories import EscrowFactory, fund, payouts_enabled, ready_contractor, unfunded_escrow
 from tests.payments.ledger_support import (  # noqa: F401  (gateway is a fixture)
     assert_escrow_invariants,
     by_account,
@@ -608,3 +608,38 @@ def test_instant_book_keeps_a_good_start_on_the_booking(customer, contractor, ga
     escrow = services.instant_book_start(task, by=contractor, proposed_start=start)
     assert escrow.status == "held"
     assert Offer.objects.get(task=task, status="accepted").proposed_start == start
+
+
+def test_a_second_instant_booking_while_the_first_charge_is_made_charges_the_customer_nothing(
+    customer, contractor, gateway
+):
+    """Two pros book at once: the second is refused under the task lock while
+    the first one's charge is at the gateway, instead of charging the
+    customer's card a second time (and refunding it days later)."""
+    from payments.models import SavedPaymentMethod
+
+    SavedPaymentMethod.objects.create(user=customer, gateway_customer_id="cus_1", gateway_payment_method_id="pm_1")
+    task = TaskFactory(customer=customer, instant_book=True, budget_cents=PRICE)
+    gateway.intent_status = "succeeded"
+    other = ready_contractor()
+    charge = gateway.create_payment_intent
+    refused: list[str] = []
+
+    def while_the_first_charge_is_made(**kwargs):
+        if not refused:
+            refused.append("")
+            with pytest.raises(Conflict) as caught:
+                services.instant_book_start(task, by=other)
+            refused[0] = caught.value.code
+        return charge(**kwargs)
+
+    gateway.create_payment_intent = while_the_first_charge_is_made
+    escrow = services.instant_book_start(task, by=contractor)
+
+    assert refused == ["booking_in_progress"]
+    task.refresh_from_db()
+    assert (escrow.status, task.status, task.contractor_id) == ("held", "assigned", contractor.pk)
+    assert gateway.effects("create_payment_intent") == 1  # one charge on the customer's card
+    assert not Refund.objects.filter(escrow__task=task).exists()
+    assert not Escrow.objects.filter(task=task, contractor=other).exists()
+    assert_escrow_invariants(escrow)
