@@ -46,7 +46,7 @@ from accounts.services import user_require_verified
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from core.images import ImageRejected, clean_image
 from messaging.notifications import notify
-from payments.models import Escrow
+from payments.models import Chargeback, Escrow
 from tasks import services as task_services
 from tasks.models import Task
 
@@ -756,6 +756,18 @@ def _move_money(dispute: Dispute, *, outcome: str, contractor_cents: int, by: Us
     refunded_before = escrow.refunded_cents
     if escrow.status == ES.CHARGEBACK:
         return 0  # the customer's bank took the money back (a lost chargeback): nothing left to move
+    if Chargeback.objects.filter(escrow=escrow, status=Chargeback.Status.OPEN).exists():
+        # The bank is deciding who gets this money: a refund now would pay the
+        # customer twice if the bank sides with them (and Stripe refuses to
+        # refund a disputed charge); a release would pay out money the bank
+        # may take back. The dispute waits for the bank's decision.
+        raise Conflict(
+            _(
+                "The customer's bank is disputing this payment (a chargeback). This dispute can be settled "
+                "once the bank has decided."
+            ),
+            code="chargeback_open",
+        )
     memo = f"dispute {dispute.public_id}: {outcome}"
     if escrow.status == ES.FROZEN:
         escrow = payments.escrow_unfreeze(escrow, by=actor, reason=memo)

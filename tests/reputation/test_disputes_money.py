@@ -278,3 +278,44 @@ def test_split_after_approval(released, customer, contractor):
     }
     assert Payout.objects.get(escrow=released).amount_cents == 4_950
     assert_balanced(released)
+
+
+# --- a bank dispute (chargeback) on the same payment ----------------------------------------
+
+
+def test_a_dispute_is_not_settled_while_the_bank_disputes_the_same_payment(held, customer, contractor, gateway):
+    """The customer opened a dispute, then also asked their bank for the money
+    (a chargeback, which finds the escrow frozen by the dispute). Settling the
+    dispute now would refund the customer (or pay the contractor) money the
+    bank is taking back: it waits for the bank's decision."""
+    dispute = open_on(held, customer)
+    payment_services.chargeback_opened(held, dispute_id="dp_both", amount_cents=TOTAL)
+    proposal = disputes.dispute_propose(dispute, by=contractor, kind="full_refund")
+    before, escrow_row = row_counts(), row(held)
+
+    with pytest.raises(Conflict) as exc:
+        disputes.dispute_accept_proposal(proposal, by=customer)
+
+    assert exc.value.code == "chargeback_open"
+    assert row_counts() == before and row(held) == escrow_row
+    assert gateway.effects("create_refund") == 0
+
+    # The bank decides: lost, so the customer got the money back from the bank;
+    # the dispute then settles with nothing more refunded.
+    payment_services.chargeback_closed(held, dispute_id="dp_both", outcome="lost", amount_cents=TOTAL)
+    disputes.dispute_accept_proposal(proposal, by=customer)
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.refund_cents) == ("resolved", 0)
+    assert holdings(held) == {"customer_funds_in": -TOTAL, "chargebacks_out": TOTAL}
+    assert gateway.effects("create_refund") == 0
+    assert_balanced(held)
+
+
+def test_a_dispute_settles_normally_after_the_bank_dispute_is_won(held, customer, contractor, gateway):
+    dispute = open_on(held, customer)
+    payment_services.chargeback_opened(held, dispute_id="dp_won", amount_cents=TOTAL)
+    payment_services.chargeback_closed(held, dispute_id="dp_won", outcome="won", amount_cents=TOTAL)
+    proposal = disputes.dispute_propose(dispute, by=contractor, kind="full_refund")
+    disputes.dispute_accept_proposal(proposal, by=customer)
+    assert holdings(held) == {"customer_funds_in": -TOTAL, "refunds_out": TOTAL}
+    assert_balanced(held)
