@@ -146,7 +146,7 @@ def test_lost_after_the_contractor_was_paid_is_covered_by_the_platform(deliver, 
     assert_escrow_invariants(escrow)
 
 
-def _chargeback_during_the_transfer(escrow: Escrow, gateway) -> Payout:
+def _chargeback_during_the_transfer(escrow: Escrow, gateway, dispute_id: str = "dp_in_flight") -> Payout:
     """The payout sweep is at the gateway (the transfer is being made) when
     the bank's ``charge.dispute.created`` is processed."""
     payout = Payout.objects.get(escrow=escrow)
@@ -154,18 +154,17 @@ def _chargeback_during_the_transfer(escrow: Escrow, gateway) -> Payout:
     transfer = gateway.create_transfer
 
     def transfer_while_the_bank_disputes(**kwargs):
-        services.chargeback_opened(escrow, dispute_id="dp_in_flight", amount_cents=escrow.total_cents)
+        services.chargeback_opened(escrow, dispute_id=dispute_id, amount_cents=escrow.total_cents)
         return transfer(**kwargs)
 
     gateway.create_transfer = transfer_while_the_bank_disputes
-    payout = services.payout_attempt(payout, now=timezone.now() + dt.timedelta(days=4))
-    assert payout.status == Payout.Status.PAID
-    return payout
+    return services.payout_attempt(payout, now=timezone.now() + dt.timedelta(days=4))
 
 
 def test_a_chargeback_while_the_transfer_is_made_leaves_no_negative_earnings(gateway):
     escrow = EscrowFactory(state="released")
     payout = _chargeback_during_the_transfer(escrow, gateway)
+    assert payout.status == Payout.Status.PAID
 
     escrow.refresh_from_db()
     assert escrow.status == Escrow.Status.FROZEN
@@ -191,6 +190,7 @@ def test_a_chargeback_while_the_transfer_is_made_leaves_no_negative_earnings(gat
 def test_won_after_a_chargeback_during_the_transfer_leaves_the_payout_paid_once(gateway):
     escrow = EscrowFactory(state="released")
     payout = _chargeback_during_the_transfer(escrow, gateway)
+    assert payout.status == Payout.Status.PAID
 
     services.chargeback_closed(escrow, dispute_id="dp_in_flight", outcome="won", amount_cents=escrow.total_cents)
 
@@ -207,17 +207,8 @@ def test_won_after_a_chargeback_during_the_transfer_leaves_the_payout_paid_once(
 
 def test_lost_after_a_transfer_that_failed_while_frozen_sends_the_unpaid_share_out_too(gateway):
     escrow = EscrowFactory(state="released")
-    payout = Payout.objects.get(escrow=escrow)
-    payouts_enabled(escrow.contractor)
     gateway.fail_next("create_transfer", GatewayError("Account closed", retryable=False, code="account_invalid"))
-    transfer = gateway.create_transfer
-
-    def transfer_while_the_bank_disputes(**kwargs):
-        services.chargeback_opened(escrow, dispute_id="dp_failed", amount_cents=escrow.total_cents)
-        return transfer(**kwargs)
-
-    gateway.create_transfer = transfer_while_the_bank_disputes
-    payout = services.payout_attempt(payout, now=timezone.now() + dt.timedelta(days=4))
+    payout = _chargeback_during_the_transfer(escrow, gateway, dispute_id="dp_failed")
     assert payout.status == Payout.Status.FAILED
 
     services.chargeback_closed(escrow, dispute_id="dp_failed", outcome="lost", amount_cents=escrow.total_cents)

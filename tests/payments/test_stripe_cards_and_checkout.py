@@ -125,7 +125,7 @@ def test_card_page_mounts_the_payment_element_for_a_setup_intent(client, custome
     html = response.content.decode()
     secret = stripe_client().v1.setup_intents.retrieve(setup.setup_intent_id).client_secret
     assert f'data-client-secret="{secret}"' in html and f'data-publishable-key="{PK}"' in html
-    assert 'src="https://js.stripe.com/v3/"' in html and "payments/card.js" in html
+    assert 'src="https://js.stripe.com/v3/"' in html and "payments/stripe_element.js" in html and 'data-confirm="setup"' in html
     assert 'name="card_number"' not in html  # no card field of ours: the number goes to Stripe only
     assert API_KEY not in html
 
@@ -370,7 +370,7 @@ def test_checkout_page_renders_the_key_and_its_own_client_secret_to_its_customer
     assert secret.startswith(stripe_checkout.payment_intent_id + "_secret_")
     assert f'data-client-secret="{secret}"' in html and f'data-publishable-key="{PK}"' in html
     assert f'data-return-url="http://testserver/payments/checkout/{stripe_checkout.public_id}/?return=1"' in html
-    assert html.count("https://js.stripe.com/v3/") == 1 and "payments/checkout.js" in html
+    assert html.count("https://js.stripe.com/v3/") == 1 and "payments/stripe_element.js" in html and 'data-confirm="payment"' in html
     assert "Demo: no real card is charged." not in text(response) and 'name="card_number"' not in html
     assert API_KEY not in html
     # The only outside address on the page is Stripe.js.
