@@ -7,7 +7,9 @@
 2. Splits the history in time: ``ranking.train(until=cutoff)`` fits the model
    on the outcomes logged before the cutoff (the first ``TRAIN_SHARE`` of the
    span between the first and the last posting); the tasks posted after it are
-   the test.
+   the test. The model measured is the one just trained, activated or not
+   (``train`` activates it only if it beats the rules on its own holdout,
+   which lies before the cutoff; ``activated`` says whether it did).
 3. For each test task that was hired (a customer accepted and paid an
    offer), ranks its candidates and looks where the hired contractor lands.
    Candidates (``candidates="offered"``, the default): everyone who offered,
@@ -126,6 +128,7 @@ class Evaluation:
     seed: int
     rules: dict[str, float]
     simulated: bool
+    activated: bool = False
 
     def as_json(self) -> dict[str, Any]:
         f = self.figures
@@ -139,6 +142,7 @@ class Evaluation:
             "candidates": self.candidates,
             "cutoff": self.cutoff.isoformat(),
             "seed": self.seed,
+            "activated": self.activated,
             "evaluated_at": timezone.now().isoformat(),
         }
 
@@ -280,10 +284,15 @@ def evaluate(
     record = ranking.train(until=cutoff, min_rows=MIN_ROWS)
     if record is None:
         raise EvaluationError("Too little history before the cutoff to train a model.")
-    ranking.reset_cache()
-    model = ranking.get_ranker()
+    # The model just trained is the one measured, whether or not its own
+    # holdout let it be activated (reported as ``activated``).
+    model = ranking._load(record.pk)
     if not model.is_model or model.version != record.version:
-        raise EvaluationError(f"The trained model {record.version} is not the one served ({model.name}).")
+        raise EvaluationError(f"The trained model {record.version} could not be loaded.")
+    say(
+        f"Trained {record.version} on {record.training_rows} pairs; holdout "
+        f"{record.evaluation.get('training_holdout')}; {'activated' if record.is_active else 'NOT activated'}."
+    )
     cases = test_cases(cutoff, candidates=candidates, rng=np.random.default_rng(seed))
     if not cases:
         raise EvaluationError("No hired tasks after the cutoff to test on.")
@@ -300,6 +309,7 @@ def evaluate(
         seed=seed,
         rules=rules,
         simulated=simulated,
+        activated=record.is_active,
     )
     stored = dict(record.evaluation or {})
     stored["simulated_market"] = evaluation.details()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +34,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Count, Expression, F, Q, Sum
+from django.db.models import BooleanField, Count, Exists, Expression, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts.models import AvailabilitySlot, ContractorProfile
 from tasks.models import Offer, Task
 
-from .models import BusyBlock, Invitation, MatchEvent, Preference
+from .models import BusyBlock, Invitation, MatchEvent
 
 FEATURE_NAMES: list[str] = [
     "distance_km",  # great-circle distance from the contractor's base
@@ -65,9 +65,16 @@ FEATURE_NAMES: list[str] = [
     "category_offers",  # offers on tasks of this trade (MatchEvent "offered")
     "category_skips",  # skips of tasks of this trade (MatchEvent "skipped")
     "category_offer_rate",  # (offers + 1) / (offers + skips + 2)
-    "customer_preference",  # the customer's learned lean towards this contractor (Preference)
-    "category_preference",  # the contractor's learned lean towards this trade (Preference)
+    "customer_preference",  # the customer's learned lean towards this contractor, as of now (from MatchEvents)
+    "category_preference",  # the contractor's learned lean towards this trade, as of now (from MatchEvents)
     "invited",  # 1 if the customer invited this contractor to the task
+    "category_shown",  # tasks of this trade shown to them (MatchEvent "shown")
+    "category_hires",  # hired for tasks of this trade (MatchEvent "accepted")
+    "shown_offer_rate",  # (offers + 1) / (shown + 2) in this trade: how often they answer what they see
+    "customer_good_reviews",  # this customer's 4-5 star reviews of them
+    "customer_bad_reviews",  # this customer's 1-2 star reviews of them
+    "customer_passed_over",  # this customer's tasks where they offered and someone else was hired
+    "week_load",  # their booked jobs within 3.5 days either side of the task's time
 ]
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Features that only exist to explain (a weekday number is not an ordinal signal).
@@ -83,6 +90,20 @@ NEUTRAL = 0.5
 EARTH_RADIUS_KM = 6371.0088
 BUSY_STATUSES = (Task.Status.ASSIGNED, Task.Status.IN_PROGRESS, Task.Status.SUBMITTED, Task.Status.COMPLETED)
 TEXT_CHARS = 1000  # of a description; the start says what the job is
+WEEK_LOAD_SPAN = dt.timedelta(days=3.5)  # booked jobs this close to the task's time count towards its week
+
+# Learned preferences, rebuilt "as of" a moment from the outcome log with the
+# same steps ``matching.services`` uses to keep ``Preference`` up to date (the
+# table holds only today's weight, which already contains the answer for any
+# past task; features read the log instead, so training and serving agree).
+PREF_HIRED = 1.0  # the customer hired this contractor
+PREF_REHIRED = 0.5  # ...each time after the first
+PREF_PASSED_OVER = -0.2  # they offered and the customer hired someone else
+PREF_WELL_REVIEWED = 0.3  # the customer gave them 4+ stars
+PREF_OFFERED_CATEGORY = 0.2  # the contractor offered on a task of this trade
+PREF_TOOK_CATEGORY = 0.3  # ...and was hired for it
+PREF_SKIPPED_CATEGORY = -0.3  # "Not for me"
+PREF_BOUND = 5.0
 
 
 @dataclass
@@ -230,7 +251,7 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
     X[:, col["text_similarity"]] = _text_similarity(task_list, profiles, history.titles, ti, ci)
 
     # When
-    fit, weekday = _schedule(task_list, user_ids, profiles, ti, ci, now)
+    fit, weekday, week_load = _schedule(task_list, user_ids, profiles, ti, ci, now)
     X[:, col["schedule_fit"]] = fit
     X[:, col["first_free_weekday"]] = weekday
 
@@ -273,17 +294,41 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
             X[row, col["jobs_done"]] -= 1
             X[row, col["similar_jobs"]] -= 1
             X[row, col["customer_jobs"]] -= 1
-    offers = np.array([history.category_events.get((u, int(t_cat[a]), "offered"), 0) for u, a in zip(uids, ti, strict=True)])
-    skips = np.array([history.category_events.get((u, int(t_cat[a]), "skipped"), 0) for u, a in zip(uids, ti, strict=True)])
+    pair_cat = t_cat[ti].astype(np.int64)
+    pair_customer = np.array(t_customer, dtype=np.int64)[ti]
+
+    def per_pair(table: dict, keys) -> np.ndarray:
+        if not table:
+            return np.zeros(len(uids))
+        return np.fromiter((table.get(k, 0) for k in keys), dtype=float, count=len(uids))
+
+    cat_keys = list(zip(uids, pair_cat.tolist(), strict=True))
+    cust_keys = list(zip(pair_customer.tolist(), uids, strict=True))
+    offers = per_pair(history.category_offers, cat_keys)
+    skips = per_pair(history.category_skips, cat_keys)
+    shown = per_pair(history.category_shown, cat_keys)
+    hires = per_pair(history.category_hires, cat_keys)
     X[:, col["category_offers"]] = offers
     X[:, col["category_skips"]] = skips
     X[:, col["category_offer_rate"]] = (offers + 1.0) / (offers + skips + 2.0)
-    X[:, col["customer_preference"]] = [
-        history.customer_pref.get((t_customer[a], u), 0.0) for u, a in zip(uids, ti, strict=True)
-    ]
-    X[:, col["category_preference"]] = [
-        history.category_pref.get((u, int(t_cat[a])), 0.0) for u, a in zip(uids, ti, strict=True)
-    ]
+    X[:, col["category_shown"]] = shown
+    X[:, col["category_hires"]] = hires
+    X[:, col["shown_offer_rate"]] = (offers + 1.0) / (np.maximum(shown, offers) + 2.0)
+    X[:, col["category_preference"]] = np.clip(
+        PREF_OFFERED_CATEGORY * offers + PREF_TOOK_CATEGORY * hires + PREF_SKIPPED_CATEGORY * skips, -PREF_BOUND, PREF_BOUND
+    )
+    hired = per_pair(history.customer_hired, cust_keys)
+    well = per_pair(history.customer_well_reviewed, cust_keys)
+    passed = per_pair(history.customer_passed_over, cust_keys)
+    X[:, col["customer_preference"]] = np.clip(
+        PREF_HIRED * hired + PREF_REHIRED * np.maximum(hired - 1, 0) + PREF_WELL_REVIEWED * well + PREF_PASSED_OVER * passed,
+        -PREF_BOUND,
+        PREF_BOUND,
+    )
+    X[:, col["customer_passed_over"]] = passed
+    X[:, col["customer_good_reviews"]] = per_pair(history.customer_good, cust_keys)
+    X[:, col["customer_bad_reviews"]] = per_pair(history.customer_bad, cust_keys)
+    X[:, col["week_load"]] = week_load
     X[:, col["invited"]] = [float((task.pk, u) in history.invited) for task, u in zip(pair_tasks, uids, strict=True)]
     out_pairs = [(task.pk, u) for task, u in zip(pair_tasks, uids, strict=True)]
     return X, out_pairs
@@ -413,39 +458,73 @@ class _History:
 
         self.response_speed = _offer_speed(user_ids, now, scoring)
 
-        # How they answered tasks of these trades (MatchEvent), and learned preferences.
-        self.category_events: dict[tuple[int, int, str], int] = {
-            (uid, category_id, kind): count
-            for uid, category_id, kind, count in MatchEvent.objects.filter(
+        # How they answered tasks of these trades (MatchEvent), before now,
+        # never counting the batch's own tasks.
+        K = MatchEvent.Kind
+        tables = {K.OFFERED: {}, K.SKIPPED: {}, K.SHOWN: {}, K.ACCEPTED: {}}
+        for uid, category_id, kind, count in (
+            MatchEvent.objects.filter(
                 any_of("contractor_id", user_ids),
                 task__category_id__in=categories,
-                kind__in=[MatchEvent.Kind.OFFERED, MatchEvent.Kind.SKIPPED],
+                kind__in=list(tables),
                 created_at__lt=now,
             )
             .exclude(any_of("task_id", task_ids))
             .values_list("contractor_id", "task__category_id", "kind")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("task_id", distinct=True))
+            .order_by()
+        ):
+            tables[kind][(uid, category_id)] = count
+        self.category_offers = tables[K.OFFERED]
+        self.category_skips = tables[K.SKIPPED]
+        self.category_shown = tables[K.SHOWN]
+        self.category_hires = tables[K.ACCEPTED]
+
+        # The customer's history with them, before now (learned preferences
+        # are rebuilt from it; see PREF_*): hires, 4+ star outcomes, offers
+        # passed over for someone else, and their own reviews of them.
+        pair_events = MatchEvent.objects.filter(
+            any_of("contractor_id", user_ids), task__customer_id__in=customers, created_at__lt=now
+        ).exclude(any_of("task_id", task_ids))
+        self.customer_hired: dict[tuple[int, int], int] = {}
+        self.customer_well_reviewed: dict[tuple[int, int], int] = {}
+        for customer_id, uid, kind, count in (
+            pair_events.filter(kind__in=[K.ACCEPTED, K.WELL_REVIEWED])
+            .values_list("task__customer_id", "contractor_id", "kind")
+            .annotate(n=Count("task_id", distinct=True))
+            .order_by()
+        ):
+            target = self.customer_hired if kind == K.ACCEPTED else self.customer_well_reviewed
+            target[(customer_id, uid)] = count
+        someone_else_hired = MatchEvent.objects.filter(
+            task_id=OuterRef("task_id"), kind=K.ACCEPTED, created_at__lt=now
+        ).exclude(contractor_id=OuterRef("contractor_id"))
+        self.customer_passed_over: dict[tuple[int, int], int] = {
+            (customer_id, uid): count
+            for customer_id, uid, count in pair_events.filter(kind=K.OFFERED)
+            .filter(Exists(someone_else_hired))
+            .values_list("task__customer_id", "contractor_id")
+            .annotate(n=Count("task_id", distinct=True))
             .order_by()
         }
-        self.customer_pref: dict[tuple[int, int], float] = {}
-        self.category_pref: dict[tuple[int, int], float] = {}
-        # Preferences keep no history: today's weight already holds the hire (or
-        # the pass-over) on the very task being featurised and everything since.
-        # As of a past moment they are unknown (0), or training and the
-        # evaluation would read the outcome they are asked to predict.
-        preferences = (
-            Preference.objects.filter(
-                Q(kind=Preference.Kind.CONTRACTOR) & any_of("user_id", customers) & any_of("contractor_id", user_ids)
-                | Q(kind=Preference.Kind.CATEGORY, category_id__in=categories) & any_of("user_id", user_ids)
+        self.customer_good: dict[tuple[int, int], int] = {}
+        self.customer_bad: dict[tuple[int, int], int] = {}
+        for customer_id, uid, good, bad in (
+            Review.objects.filter(
+                role=Review.Role.CUSTOMER_TO_CONTRACTOR,
+                reviewer_id__in=customers,
+                submitted_at__lt=now,
             )
-            if is_current
-            else Preference.objects.none()
-        )
-        for user_id, kind, contractor_id, category_id, weight_ in preferences.values_list("user_id", "kind", "contractor_id", "category_id", "weight"):
-            if kind == Preference.Kind.CONTRACTOR:
-                self.customer_pref[(user_id, contractor_id)] = weight_
-            else:
-                self.category_pref[(user_id, category_id)] = weight_
+            .filter(any_of("reviewee_id", user_ids))
+            .exclude(any_of("task_id", task_ids))
+            .values_list("reviewer_id", "reviewee_id")
+            .annotate(g=Count("pk", filter=Q(stars__gte=4)), b=Count("pk", filter=Q(stars__lte=2)))
+            .order_by()
+        ):
+            if good:
+                self.customer_good[(customer_id, uid)] = good
+            if bad:
+                self.customer_bad[(customer_id, uid)] = bad
         self.invited = set(
             Invitation.objects.filter(any_of("task_id", task_ids), any_of("contractor_id", user_ids), created_at__lt=now).values_list(
                 "task_id", "contractor_id"
@@ -540,23 +619,52 @@ def _offer_speed(user_ids: list[int], now: dt.datetime, scoring) -> np.ndarray:
 # --- text ---------------------------------------------------------------------------------
 
 
-def _text_similarity(tasks, profiles, titles, ti, ci) -> np.ndarray:
-    """Cosine similarity of TF-IDF vectors fitted on this batch's documents."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+_VECTORIZER = None
+_TEXT_CACHE: OrderedDict[str, Any] = OrderedDict()
+TEXT_CACHE_SIZE = 50_000  # documents' vectors kept per process (tasks' texts repeat from call to call)
 
+
+def _vectorizer():
+    """Stateless hashed bag of words (no vocabulary to fit per batch): English
+    stop words out, each word counted once, rows L2-normalised."""
+    global _VECTORIZER
+    if _VECTORIZER is None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        _VECTORIZER = HashingVectorizer(
+            n_features=2**18, stop_words="english", alternate_sign=False, binary=True, norm="l2", dtype=np.float32
+        )
+    return _VECTORIZER
+
+
+def text_vectors(docs: list[str]):
+    """Sparse rows of ``docs``, from a per-process cache (a task's text is the
+    same on every Find work call; only new texts are tokenised)."""
+    import scipy.sparse as sp
+
+    missing = [doc for doc in dict.fromkeys(docs) if doc not in _TEXT_CACHE]
+    if missing:
+        matrix = _vectorizer().transform(missing).tocsr()
+        for n, doc in enumerate(missing):
+            _TEXT_CACHE[doc] = matrix[n]
+        while len(_TEXT_CACHE) > TEXT_CACHE_SIZE:
+            _TEXT_CACHE.popitem(last=False)
+    rows = []
+    for doc in docs:
+        rows.append(_TEXT_CACHE[doc])
+        _TEXT_CACHE.move_to_end(doc)
+    return sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, 2**18), dtype=np.float32)
+
+
+def _text_similarity(tasks, profiles, titles, ti, ci) -> np.ndarray:
+    """Cosine similarity of hashed bag-of-words vectors: the task's title and
+    description against the contractor's bio and recent job titles."""
     task_docs = [task_text(t) for t in tasks]
-    contractor_docs = [
-        f"{p.bio} {titles.get(p.user_id, '')}" if p else "" for p in profiles
-    ]
+    contractor_docs = [f"{p.bio} {titles.get(p.user_id, '')}" if p else "" for p in profiles]
     if not any(doc.strip() for doc in contractor_docs):
         return np.zeros(len(ti))
-    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
-    try:
-        matrix = vectorizer.fit_transform(task_docs + contractor_docs)
-    except ValueError:  # nothing but stop words
-        return np.zeros(len(ti))
-    T = matrix[: len(task_docs)]
-    C = matrix[len(task_docs):]
+    T = text_vectors(task_docs)
+    C = text_vectors(contractor_docs)
     if C.shape[0] == 1:
         return np.asarray((T @ C.T).toarray()).ravel()[ti].astype(float)
     if T.shape[0] == 1:
@@ -618,16 +726,27 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
         Task.objects.filter(any_of("contractor_id", user_ids), status__in=BUSY_STATUSES, assigned_at__lt=now)
         .exclude(any_of("id", batch_ids))
         .filter(
-            Q(schedule_type=Task.ScheduleType.WINDOW, window_end__gt=origin, window_start__lt=last)
-            | Q(schedule_type=Task.ScheduleType.FLEXIBLE, deadline__gt=origin, deadline__lt=last + dt.timedelta(days=2))
+            Q(schedule_type=Task.ScheduleType.WINDOW, window_end__gt=origin - WEEK_LOAD_SPAN, window_start__lt=last + WEEK_LOAD_SPAN)
+            | Q(
+                schedule_type=Task.ScheduleType.FLEXIBLE,
+                deadline__gt=origin - WEEK_LOAD_SPAN,
+                deadline__lt=last + max(WEEK_LOAD_SPAN, dt.timedelta(days=2)),
+            )
         )
         .values_list("contractor_id", "schedule_type", "window_start", "window_end", "deadline", "estimated_hours")
     )
+    job_c: list[int] = []
+    job_t: list[float] = []
     for uid, schedule_type, window_start, window_end, deadline, hours in booked:
         if schedule_type == Task.ScheduleType.WINDOW:
             block(c_index[uid], window_start, window_end)
+            when = window_start
         else:
             block(c_index[uid], deadline - dt.timedelta(hours=hours or DEFAULT_NEEDED_HOURS), deadline)
+            when = deadline
+        job_c.append(c_index[uid])
+        job_t.append(when.timestamp())
+    week_load = _week_load(job_c, job_t, [s.timestamp() for s in starts], ti, ci)
 
     cumulative = np.zeros((n_c, n_slots + 1), dtype=np.int32)
     np.cumsum(free, axis=1, out=cumulative[:, 1:])
@@ -652,7 +771,19 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
     if len(rows):
         first = next_free[ci[rows], np.minimum(t_start[ti[rows]], n_slots - 1)]
         weekday[rows] = local_weekday[first]
-    return fit, weekday
+    return fit, weekday, week_load
+
+
+def _week_load(job_c: list[int], job_t: list[float], task_start: list[float], ti, ci) -> np.ndarray:
+    """Per pair: the contractor's booked jobs within WEEK_LOAD_SPAN of the
+    task's start, by binary search on (contractor, time) keys."""
+    if not job_c:
+        return np.zeros(len(ti))
+    span = WEEK_LOAD_SPAN.total_seconds()
+    stride = 1e11  # more seconds than any timestamp: keys of one contractor stay together
+    keys = np.sort(np.asarray(job_c, dtype=float) * stride + np.asarray(job_t, dtype=float))
+    centre = ci.astype(float) * stride + np.asarray(task_start, dtype=float)[ti]
+    return (np.searchsorted(keys, centre + span, side="right") - np.searchsorted(keys, centre - span, side="left")).astype(float)
 
 
 def _weekly_hours(profile_ids: list[int]) -> list[tuple[int, int, int, int]]:

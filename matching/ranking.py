@@ -168,6 +168,8 @@ class ModelRanker(Ranker):
         X = np.atleast_2d(X)
         if len(X) == 0:
             return np.zeros(0)
+        if hasattr(self.estimator, "score_rows"):  # ChoiceModel: numpy only, no thread pool
+            return self.estimator.score_rows(X[:, self.columns])
         with _one_thread():
             return self.estimator.predict_proba(X[:, self.columns])[:, 1]
 
@@ -302,11 +304,158 @@ def training_set(*, since: dt.datetime | None = None, until: dt.datetime | None 
     )
 
 
-def new_estimator():
-    from sklearn.ensemble import HistGradientBoostingClassifier
+# --- the choice model ------------------------------------------------------------------------
 
-    return HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0, random_state=0
+# How each feature enters the choice model's utility: (name, transform). The
+# transforms put every term on a comparable, bounded scale (logs of ratios and
+# counts, capped distances), so one L2 penalty suits them all.
+def _log_ratio(v, lo=-1.5, hi=1.0):
+    return np.clip(np.log(np.maximum(v, 1e-3)), lo, hi)
+
+
+def _capped(cap):
+    return lambda v: np.minimum(v, cap)
+
+
+BASIS: list[tuple[str, str, Any]] = [
+    ("distance_10km", "distance_km", lambda v: np.minimum(v, 100.0) / 10.0),
+    ("distance_ratio", "distance_ratio", _capped(3.0)),
+    ("distance_ratio_1_5", "distance_ratio", lambda v: np.minimum(v, 3.0) ** 1.5),
+    ("inside_radius", "inside_radius", None),
+    ("category_match", "category_match", None),
+    ("text_similarity", "text_similarity", None),
+    ("schedule_fit", "schedule_fit", None),
+    ("log_pay", "price_rate_ratio", _log_ratio),
+    ("log_pay_sq", "price_rate_ratio", lambda v: _log_ratio(v) ** 2),
+    ("log_past_price", "price_past_ratio", _log_ratio),
+    ("rating", "rating", lambda v: v - 4.0),
+    ("log_rating_count", "rating_count", np.log1p),
+    ("trust", "trust", None),
+    ("completion_rate", "completion_rate", None),
+    ("response_speed", "response_speed", None),
+    ("cancel_rate", "cancel_rate", None),
+    ("log_jobs_done", "jobs_done", lambda v: np.log1p(np.maximum(v, 0))),
+    ("log_customer_jobs", "customer_jobs", lambda v: np.log1p(np.maximum(v, 0))),
+    ("log_similar_jobs", "similar_jobs", lambda v: np.log1p(np.maximum(v, 0))),
+    ("log_category_offers", "category_offers", np.log1p),
+    ("log_category_shown", "category_shown", np.log1p),
+    ("log_category_hires", "category_hires", np.log1p),
+    ("category_offer_rate", "category_offer_rate", None),
+    ("shown_offer_rate", "shown_offer_rate", None),
+    ("customer_preference", "customer_preference", None),
+    ("category_preference", "category_preference", None),
+    ("customer_good_reviews", "customer_good_reviews", _capped(3.0)),
+    ("customer_bad_reviews", "customer_bad_reviews", _capped(3.0)),
+    ("customer_passed_over", "customer_passed_over", _capped(3.0)),
+    ("week_load", "week_load", _capped(6.0)),
+    ("invited", "invited", None),
+]
+# Products of terms: confidence-weighted rating (few reviews say little).
+INTERACTIONS: list[tuple[str, str, str]] = [
+    ("rating_x_count", "rating", "log_rating_count"),
+    ("pay_x_offer_rate", "log_pay", "shown_offer_rate"),
+    ("distance_x_offer_rate", "distance_ratio", "shown_offer_rate"),
+]
+
+
+def basis(X: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    """The choice model's terms (BASIS, INTERACTIONS) from feature columns named ``feature_names``."""
+    where = {name: i for i, name in enumerate(feature_names)}
+    cols: dict[str, np.ndarray] = {}
+    for term, feature, fn in BASIS:
+        v = X[:, where[feature]].astype(float)
+        cols[term] = fn(v) if fn is not None else v
+    for term, a, b in INTERACTIONS:
+        cols[term] = cols[a] * cols[b]
+    return np.column_stack([cols[t] for t, _f, _fn in BASIS] + [cols[t] for t, _a, _b in INTERACTIONS])
+
+
+BASIS_NAMES = [t for t, _f, _fn in BASIS] + [t for t, _a, _b in INTERACTIONS]
+OUT_OF_POOL_PENALTY = 10.0  # utility lost (more than the learned terms span) for another trade, and for outside the radius (see ChoiceModel.score_rows)
+
+
+class ChoiceModel:
+    """A conditional logit (McFadden): among a task's candidates, the one hired
+    is drawn with probability softmax(utility), utility = w . basis(features).
+    Fitted by L-BFGS on the log-likelihood of who was hired over everyone who
+    was logged for the same task (shown, viewed, offered), with an L2 penalty.
+    Learns how candidates differ, not how tasks do: it answers "whom would
+    this customer pick", the evaluation's question. Scoring is one dot
+    product, cheap enough for thousands of rows."""
+
+    def __init__(self, feature_names: list[str], l2: float = 1.0):
+        self.feature_names = list(feature_names)
+        self.l2 = l2
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+        self.coef: np.ndarray | None = None
+
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        return (basis(X, self.feature_names) - self.mean) / self.scale
+
+    def fit(self, X: np.ndarray, groups: np.ndarray, chosen: np.ndarray) -> ChoiceModel:
+        from scipy.optimize import minimize
+
+        B = basis(X, self.feature_names)
+        self.mean = B.mean(axis=0)
+        self.scale = np.where(B.std(axis=0) > 1e-9, B.std(axis=0), 1.0)
+        Z = (B - self.mean) / self.scale
+        order = np.argsort(groups, kind="stable")
+        Z, groups, chosen = Z[order], groups[order], chosen[order].astype(float)
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        sizes = np.diff(np.r_[starts, len(groups)])
+        member = np.repeat(np.arange(len(starts)), sizes)
+        n_groups = len(starts)
+
+        def loss(w):
+            u = Z @ w
+            top = np.maximum.reduceat(u, starts)
+            e = np.exp(u - top[member])
+            total = np.add.reduceat(e, starts)
+            p = e / total[member]
+            nll = -(np.add.reduceat(chosen * u, starts) - top - np.log(total)).sum() / n_groups
+            grad = Z.T @ (p - chosen) / n_groups
+            return nll + 0.5 * self.l2 * w @ w / n_groups, grad + self.l2 * w / n_groups
+
+        result = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+        self.coef = result.x
+        return self
+
+    def score_rows(self, X: np.ndarray) -> np.ndarray:
+        X = np.atleast_2d(X)
+        if len(X) == 0:
+            return np.zeros(0)
+        where = {name: i for i, name in enumerate(self.feature_names)}
+        # The log holds only candidates in the task's trade and inside their
+        # radius, so the model cannot learn what being outside costs: fixed
+        # penalties (a search may rank other trades or farther tasks).
+        penalty = OUT_OF_POOL_PENALTY * (
+            (1.0 - X[:, where["category_match"]]) + (1.0 - X[:, where["inside_radius"]])
+        )
+        return self._z(X) @ self.coef - penalty
+
+    def terms(self) -> dict[str, float]:
+        """Each term's weight (per standard deviation), for the record."""
+        return {name: round(float(w), 4) for name, w in zip(BASIS_NAMES, self.coef, strict=True)}
+
+
+def choice_groups(data: TrainingSet) -> np.ndarray:
+    """Rows of tasks where someone was hired (a full-weight positive) and
+    there was more than one candidate: the choice model's training rows."""
+    hired = data.task_ids[(data.y == 1) & (data.weight >= 1.0)]
+    keep = np.isin(data.task_ids, np.unique(hired))
+    ids, counts = np.unique(data.task_ids[keep], return_counts=True)
+    return keep & np.isin(data.task_ids, ids[counts >= 2])
+
+
+def new_estimator(feature_names: list[str] | None = None) -> ChoiceModel:
+    return ChoiceModel(feature_names or MODEL_FEATURES)
+
+
+def _fit(data: TrainingSet, rows: np.ndarray, columns: list[int]) -> ChoiceModel:
+    chosen = (data.y[rows] == 1) & (data.weight[rows] >= 1.0)
+    return new_estimator([FEATURE_NAMES[i] for i in columns]).fit(
+        data.X[rows][:, columns], data.task_ids[rows], chosen
     )
 
 
@@ -314,42 +463,52 @@ def _column_indexes(names: list[str]) -> list[int]:
     return [INDEX[name] for name in names]
 
 
+def group_figures(scores: np.ndarray, chosen: np.ndarray, task_ids: np.ndarray) -> dict[str, float]:
+    """Top-1 hit rate and NDCG@10 of the chosen row per task (tasks with one chosen and 2+ rows)."""
+    hits = ndcg = total = 0.0
+    order = np.argsort(task_ids, kind="stable")
+    ids, starts = np.unique(task_ids[order], return_index=True)
+    ends = np.r_[starts[1:], len(order)]
+    for a, b in zip(starts, ends, strict=True):
+        rows = order[a:b]
+        if len(rows) < 2 or chosen[rows].sum() != 1:
+            continue
+        total += 1
+        s = scores[rows]
+        target = s[np.argmax(chosen[rows])]
+        # Pessimistic on ties: a tie with the hire counts against the method.
+        rank = 1 + int((s > target).sum()) + int((s == target).sum()) - 1
+        hits += rank == 1
+        ndcg += 1.0 / np.log2(1 + rank) if rank <= 10 else 0.0
+    if not total:
+        return {"tasks": 0, "top1": 0.0, "ndcg10": 0.0}
+    return {"tasks": int(total), "top1": round(float(hits / total), 4), "ndcg10": round(float(ndcg / total), 4)}
+
+
 def _holdout_figures(data: TrainingSet, columns: list[int]) -> dict[str, Any]:
-    """Fit on the earlier tasks, compare with the rules on the latest HOLDOUT_SHARE:
-    ROC AUC and top-1 hit rate (the best positive ranked first among a task's pairs)."""
-    from sklearn.metrics import roc_auc_score
-
-    order = list(dict.fromkeys(data.task_ids.tolist()))  # days were processed in order
+    """Fit on the earlier tasks, compare with the rules on the latest
+    HOLDOUT_SHARE: top-1 hit rate and NDCG@10 of the hired contractor among
+    each hired task's logged candidates. ``beats_rules``: NDCG@10 higher and
+    top-1 no lower; only such a model is activated."""
+    usable = choice_groups(data)
+    order = list(dict.fromkeys(data.task_ids[usable].tolist()))  # days were processed in order
     cut = int(len(order) * (1 - HOLDOUT_SHARE))
-    test_tasks = set(order[cut:])
-    test = np.isin(data.task_ids, list(test_tasks))
-    train = ~test
-    if test.sum() == 0 or len(set(data.y[train])) < 2 or len(set(data.y[test])) < 2:
+    test = usable & np.isin(data.task_ids, order[cut:])
+    train = usable & ~test
+    if not test.any() or not train.any():
         return {}
-    estimator = new_estimator()
-    with _one_thread():
-        estimator.fit(data.X[train][:, columns], data.y[train], sample_weight=data.weight[train])
-        model = estimator.predict_proba(data.X[test][:, columns])[:, 1]
-    rules = rule_scores(data.X[test])
-    y = data.y[test]
-    tids = data.task_ids[test]
-
-    def top1(scores: np.ndarray) -> float:
-        hits = total = 0
-        for task_id in set(tids.tolist()):
-            rows = np.nonzero(tids == task_id)[0]
-            if y[rows].max() == 0 or len(rows) < 2:
-                continue
-            total += 1
-            hits += int(y[rows[np.argmax(scores[rows])]] == 1)
-        return round(hits / total, 4) if total else 0.0
-
+    estimator = _fit(data, train, columns)
+    chosen = (data.y[test] == 1) & (data.weight[test] >= 1.0)
+    model = group_figures(estimator.score_rows(data.X[test][:, columns]), chosen, data.task_ids[test])
+    rules = group_figures(rule_scores(data.X[test]), chosen, data.task_ids[test])
     return {
         "rows": int(test.sum()),
-        "model_auc": round(float(roc_auc_score(y, model)), 4),
-        "rules_auc": round(float(roc_auc_score(y, rules)), 4),
-        "model_top1": top1(model),
-        "rules_top1": top1(rules),
+        "tasks": model["tasks"],
+        "model_top1": model["top1"],
+        "rules_top1": rules["top1"],
+        "model_ndcg10": model["ndcg10"],
+        "rules_ndcg10": rules["ndcg10"],
+        "beats_rules": bool(model["ndcg10"] > rules["ndcg10"] and model["top1"] >= rules["top1"]),
     }
 
 
@@ -359,21 +518,28 @@ def train(
     since: dt.datetime | None = None,
     min_rows: int = DEFAULT_MIN_ROWS,
     activate: bool = True,
+    force: bool = False,
 ) -> RankingModel | None:
-    """Fit a model on the outcomes logged in [since, until); store it as a new
-    RankingModel version and (``activate``) make it the one served. None when
-    there are fewer than ``min_rows`` labelled pairs or only one label."""
+    """Fit a model on the outcomes logged in [since, until) and store it as a
+    new RankingModel version. ``activate``: make it the one served if it beats
+    the rules on its own holdout (``evaluation["training_holdout"]
+    ["beats_rules"]``), or whatever the holdout says with ``force``; a model
+    that does not is stored inactive and the current one (or the rules) keeps
+    serving. None when there are fewer than ``min_rows`` labelled pairs of
+    hired tasks (the rows the choice model learns from)."""
     import joblib
 
     data = training_set(since=since, until=until)
-    if len(data.y) < min_rows or len(set(data.y.tolist())) < 2:
-        logger.info("Matching: %d labelled pairs (%s); the rules keep serving", len(data.y), sorted(set(data.y.tolist())))
+    rows = choice_groups(data)
+    if int(rows.sum()) < min_rows:
+        logger.info("Matching: %d usable labelled pairs of %d; the rules keep serving", int(rows.sum()), len(data.y))
         return None
     columns = _column_indexes(MODEL_FEATURES)
-    evaluation = {"training_holdout": _holdout_figures(data, columns)}
-    estimator = new_estimator()
-    with _one_thread():
-        estimator.fit(data.X[:, columns], data.y, sample_weight=data.weight)
+    holdout = _holdout_figures(data, columns)
+    evaluation = {"training_holdout": holdout}
+    activate = bool(activate and (force or holdout.get("beats_rules")))
+    estimator = _fit(data, rows, columns)
+    evaluation["terms"] = estimator.terms()
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer, compress=3)
     for _attempt in range(3):
@@ -389,7 +555,7 @@ def train(
                     feature_names=list(MODEL_FEATURES),
                     trained_from=data.trained_from,
                     trained_to=data.trained_to or until or timezone.now(),
-                    training_rows=len(data.y),
+                    training_rows=int(rows.sum()),
                     evaluation=evaluation,
                     blob=buffer.getvalue(),
                     is_active=activate,

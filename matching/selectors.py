@@ -29,7 +29,7 @@ from tasks.models import Task
 
 from . import features, ranking
 
-CANDIDATE_CAP = 2_000
+CANDIDATE_CAP = 400
 KM_PER_DEGREE_LAT = 111.045
 # Fields the features read; the rest of a task is loaded only for the results.
 TASK_FIELDS = (

@@ -63,15 +63,19 @@ MAX_DAILY_CAP = 50
 ALERT_NOTIFY_KIND = notifications.Kind.TASK_UPDATE
 INVITE_NOTIFY_KIND = notifications.Kind.TASK_UPDATE
 
-# Preference learning: how much one choice moves a weight, and its bounds.
-PREF_HIRED = 1.0  # the customer accepted this contractor
-PREF_REHIRED = 0.5  # ...and had hired them before
-PREF_PASSED_OVER = -0.2  # an offer the customer did not take when they hired someone else
-PREF_WELL_REVIEWED = 0.3  # the customer gave them 4+ stars
-PREF_OFFERED_CATEGORY = 0.2  # the contractor offered on a task of this trade
-PREF_TOOK_CATEGORY = 0.3  # ...and was hired for it
-PREF_SKIPPED_CATEGORY = -0.3  # "Not for me"
-PREF_BOUND = 5.0
+# Preference learning: how much one choice moves a weight, and its bounds. In
+# one place (matching.features), which rebuilds the same weights "as of" any
+# moment from the outcome log for the ranking features.
+from .features import (  # noqa: E402
+    PREF_BOUND,
+    PREF_HIRED,
+    PREF_OFFERED_CATEGORY,
+    PREF_PASSED_OVER,
+    PREF_REHIRED,
+    PREF_SKIPPED_CATEGORY,
+    PREF_TOOK_CATEGORY,
+    PREF_WELL_REVIEWED,
+)
 
 # Time off: sane bounds for what a person enters by hand.
 TIME_OFF_MAX = dt.timedelta(days=366)

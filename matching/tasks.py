@@ -14,8 +14,9 @@ with contextlib.suppress(ImportError):  # only while that module is not there ye
 
 @shared_task(name="matching.train_nightly", ignore_result=False, soft_time_limit=1800, time_limit=2000)
 def train_nightly() -> str:
-    """Train on all logged outcomes and activate the new version. Returns the
-    version, or "" when there was too little data (the rules keep serving).
+    """Train on all logged outcomes; the new version is activated only if it
+    beats the rules on its holdout (``ranking.train``). Returns the version,
+    or "" when there was too little data (the rules keep serving).
     Safe to run twice: each run stores its own version."""
     from . import ranking
 

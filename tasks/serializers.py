@@ -271,12 +271,28 @@ class NearbyTaskSerializer(TaskListItemSerializer):
 
     description = serializers.SerializerMethodField()
     distance_km = serializers.SerializerMethodField()
+    match_score = serializers.SerializerMethodField()
+    match_reasons = serializers.SerializerMethodField()
 
     class Meta(TaskListItemSerializer.Meta):
-        fields = TaskListItemSerializer.Meta.fields[:2] + ["description", "distance_km"] + [
-            f for f in TaskListItemSerializer.Meta.fields[2:] if f not in ("agreed_price_cents",)
-        ]
+        fields = (
+            TaskListItemSerializer.Meta.fields[:2]
+            + ["description", "distance_km"]
+            + [f for f in TaskListItemSerializer.Meta.fields[2:] if f not in ("agreed_price_cents",)]
+            + ["match_score", "match_reasons"]
+        )
         read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_match_score(self, task: Task) -> float | None:
+        """How well the task suits me (higher is better; only comparable within one response); null unless sort=best_match."""
+        score = getattr(task, "match_score", None)
+        return round(float(score), 4) if score is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_match_reasons(self, task: Task) -> list[str]:
+        """Why it suits me, in plain words ("3 km away", "did 12 similar jobs"); empty unless sort=best_match."""
+        return list(getattr(task, "match_reasons", None) or [])
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_description(self, task: Task) -> str:

@@ -104,7 +104,7 @@ def test_score_cases_against_the_baselines_on_hand_made_features():
 def test_command_prints_one_line_of_json_and_stores_the_figures(monkeypatch):
     end = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
     simulate(seed=11, months=1, customers=10, contractors=24, tasks=40, end=end, metros=METROS[:1])
-    monkeypatch.setattr(evaluate, "MIN_ROWS", 30)  # a tiny market has a few hundred labelled pairs
+    monkeypatch.setattr(evaluate, "MIN_ROWS", 10)  # a tiny market has a few dozen pairs of hired tasks
     out = io.StringIO()
     call_command("evaluate_matching", "--json", "--seed", "11", stdout=out, stderr=io.StringIO())
     lines = out.getvalue().strip().splitlines()
@@ -115,27 +115,32 @@ def test_command_prints_one_line_of_json_and_stores_the_figures(monkeypatch):
     for figures in [data["model"], *data["baselines"].values()]:
         assert set(figures) == {"top1", "top5", "ndcg10"}
         assert all(0.0 <= value <= 1.0 for value in figures.values())
-    stored = RankingModel.objects.get(is_active=True).evaluation["simulated_market"]
+    stored = RankingModel.objects.order_by("-pk").first().evaluation["simulated_market"]
     assert stored["model"] == data["model"]
     assert stored["baselines"] == data["baselines"]
     assert stored["seed"] == 11 and stored["test_tasks"] > 0
 
 
 @pytest.mark.django_db
-def test_features_as_of_a_past_day_do_not_read_todays_preferences():
+def test_features_as_of_a_past_day_do_not_read_later_choices():
     # A preference learned from a hire would otherwise tell the evaluation
-    # (and training) who was hired on the very task being ranked.
+    # (and training) who was hired on the very task being ranked: features
+    # rebuild preferences from the outcome log before "now", never from the
+    # Preference table (today's weight), and never from the task itself.
     from matching.features import pair_matrix
-    from matching.models import Preference
+    from matching.models import MatchEvent, Preference
     from tests.factories import UserFactory
     from tests.tasks.factories import TaskFactory
 
     from .features_support import make_contractor
 
     bob, dana = make_contractor(), UserFactory()
-    Preference.objects.create(user=dana, kind=Preference.Kind.CONTRACTOR, contractor=bob, weight=0.7)
+    earlier = TaskFactory(customer=dana, photos=0)
+    MatchEvent.objects.create(task=earlier, contractor=bob, kind=MatchEvent.Kind.ACCEPTED)
     task = TaskFactory(customer=dana, photos=0)
+    MatchEvent.objects.create(task=task, contractor=bob, kind=MatchEvent.Kind.ACCEPTED)
+    Preference.objects.create(user=dana, kind=Preference.Kind.CONTRACTOR, contractor=bob, weight=2.5)
     now_X, _ = pair_matrix([task], bob)
     past_X, _ = pair_matrix([task], bob, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
-    assert now_X[0, INDEX["customer_preference"]] == 0.7
+    assert now_X[0, INDEX["customer_preference"]] == 1.0  # the earlier hire only, not this task's
     assert past_X[0, INDEX["customer_preference"]] == 0.0

@@ -193,28 +193,68 @@ def test_offer_speed_median():
 
 def test_similar_task_answers_preferences_and_invitation():
     bob = make_contractor()
+    carol = make_contractor()
     dana = UserFactory()
+    K = MatchEvent.Kind
     for _ in range(3):
-        MatchEvent.objects.create(task=TaskFactory(category=plumbing(), photos=0), contractor=bob, kind=MatchEvent.Kind.OFFERED)
-    MatchEvent.objects.create(task=TaskFactory(category=plumbing(), photos=0), contractor=bob, kind=MatchEvent.Kind.SKIPPED)
-    MatchEvent.objects.create(task=TaskFactory(category=electrical(), photos=0), contractor=bob, kind=MatchEvent.Kind.SKIPPED)
-    Preference.objects.create(user=dana, kind=Preference.Kind.CONTRACTOR, contractor=bob, weight=0.7)
-    Preference.objects.create(user=bob, kind=Preference.Kind.CATEGORY, category=plumbing(), weight=-0.2)
+        MatchEvent.objects.create(task=TaskFactory(category=plumbing(), photos=0), contractor=bob, kind=K.OFFERED)
+    MatchEvent.objects.create(task=TaskFactory(category=plumbing(), photos=0), contractor=bob, kind=K.SKIPPED)
+    MatchEvent.objects.create(task=TaskFactory(category=electrical(), photos=0), contractor=bob, kind=K.SKIPPED)
+    for _ in range(4):
+        MatchEvent.objects.create(task=TaskFactory(category=plumbing(), photos=0), contractor=bob, kind=K.SHOWN)
+    # Dana hired bob once (and rated him well), and once hired carol over him.
+    hired = TaskFactory(customer=dana, category=electrical(), photos=0)
+    MatchEvent.objects.create(task=hired, contractor=bob, kind=K.ACCEPTED)
+    MatchEvent.objects.create(task=hired, contractor=bob, kind=K.WELL_REVIEWED)
+    passed = TaskFactory(customer=dana, category=electrical(), photos=0)
+    MatchEvent.objects.create(task=passed, contractor=bob, kind=K.OFFERED)
+    MatchEvent.objects.create(task=passed, contractor=carol, kind=K.ACCEPTED)
     task = TaskFactory(customer=dana, category=plumbing(), photos=0)
     other = TaskFactory(category=electrical(), photos=0)
     Invitation.objects.create(task=task, contractor=bob, invited_by=dana)
+    # The Preference table is today's state only: features rebuild it from the log.
+    Preference.objects.create(user=dana, kind=Preference.Kind.CONTRACTOR, contractor=bob, weight=4.0)
     X, _ = pair_matrix([task, other], bob, now=None)
     assert feature(X, 0, "category_offers") == 3
     assert feature(X, 0, "category_skips") == 1
+    assert feature(X, 0, "category_shown") == 4
     assert feature(X, 0, "category_offer_rate") == pytest.approx(4 / 6)
-    assert feature(X, 1, "category_offers") == 0
+    assert feature(X, 0, "shown_offer_rate") == pytest.approx(4 / 6)
+    assert feature(X, 1, "category_offers") == 1  # the electrical task dana hired carol for
     assert feature(X, 1, "category_skips") == 1
-    assert feature(X, 1, "category_offer_rate") == pytest.approx(1 / 3)
-    assert feature(X, 0, "customer_preference") == 0.7
-    assert feature(X, 0, "category_preference") == -0.2
+    assert feature(X, 1, "category_hires") == 1
+    assert feature(X, 1, "category_offer_rate") == pytest.approx(2 / 4)
+    # +1 hired, +0.3 well reviewed, -0.2 passed over
+    assert feature(X, 0, "customer_preference") == pytest.approx(1.1)
+    assert feature(X, 0, "customer_passed_over") == 1
+    assert feature(X, 0, "category_preference") == pytest.approx(0.2 * 3 - 0.3)
+    assert feature(X, 1, "category_preference") == pytest.approx(0.2 + 0.3 - 0.3)
     assert feature(X, 1, "customer_preference") == 0.0
     assert feature(X, 0, "invited") == 1.0
     assert feature(X, 1, "invited") == 0.0
+    # As of before dana's choices, none of them counts.
+    early = MatchEvent.objects.order_by("created_at").first().created_at
+    X, _ = pair_matrix([task], bob, now=early)
+    assert feature(X, 0, "customer_preference") == 0.0
+
+
+def test_customer_reviews_and_week_load():
+    bob = make_contractor()
+    dana = UserFactory()
+    review(done_task(bob, customer=dana, completed_at=NOW - dt.timedelta(days=20)), 5)
+    review(done_task(bob, customer=dana, completed_at=NOW - dt.timedelta(days=10)), 2)
+    start = local(2031, 3, 5, 9)
+    # Two jobs booked that week, one a fortnight later.
+    for when in (local(2031, 3, 4, 9), local(2031, 3, 7, 13), local(2031, 3, 20, 9)):
+        TaskFactory(
+            contractor=bob, status=Task.Status.ASSIGNED, agreed_price_cents=9_000, assigned_at=NOW - dt.timedelta(days=1), photos=0,
+            schedule_type=Task.ScheduleType.WINDOW, window_start=when, window_end=when + dt.timedelta(hours=3), deadline=None,
+        )
+    task = window_task(start, start + dt.timedelta(hours=4), customer=dana)
+    X, _ = pair_matrix([task], bob, now=NOW)
+    assert feature(X, 0, "customer_good_reviews") == 1
+    assert feature(X, 0, "customer_bad_reviews") == 1
+    assert feature(X, 0, "week_load") == 2
 
 
 def test_text_similarity_bio_and_past_titles():

@@ -90,18 +90,21 @@ def test_labels_from_outcomes():
 def test_model_trains_is_stored_and_serves_better_than_chance():
     pros, tasks = simulated_history(tasks=80, contractors=8)
     split = tasks[60].published_at
-    record = ranking.train(until=split, min_rows=100)
+    record = ranking.train(until=split, min_rows=100, force=True)
     assert record is not None
     record.refresh_from_db()
     assert record.version == "v1"
     assert record.is_active is True
-    assert record.algorithm == "HistGradientBoostingClassifier"
+    assert record.algorithm == "ChoiceModel"
     assert record.feature_names == MODEL_FEATURES
     assert record.training_rows == 60 * 8
     assert record.trained_from == tasks[0].published_at
     assert record.trained_to == tasks[59].published_at
-    assert set(record.evaluation["training_holdout"]) >= {"model_auc", "rules_auc", "model_top1", "rules_top1"}
-    assert len(bytes(record.blob)) > 1000
+    holdout = record.evaluation["training_holdout"]
+    assert set(holdout) >= {"model_top1", "rules_top1", "model_ndcg10", "rules_ndcg10", "beats_rules"}
+    assert holdout["tasks"] == 12  # the latest fifth of the 60 training tasks
+    assert set(record.evaluation["terms"]) == set(ranking.BASIS_NAMES)
+    assert len(bytes(record.blob)) > 500
 
     ranker = ranking.get_ranker()
     assert ranker.is_model and ranker.name == "model:v1"
@@ -114,9 +117,56 @@ def test_model_trains_is_stored_and_serves_better_than_chance():
     assert hits / 20 >= 0.4
 
 
+@pytest.mark.parametrize("beats", [True, False])
+def test_a_new_model_serves_only_if_it_beats_the_rules_on_its_holdout(monkeypatch, beats):
+    simulated_history(tasks=40, contractors=6)
+    real = ranking._holdout_figures
+
+    def holdout(data, columns):
+        return real(data, columns) | {"beats_rules": beats}
+
+    monkeypatch.setattr(ranking, "_holdout_figures", holdout)
+    record = ranking.train(min_rows=50)
+    assert record is not None and record.is_active is beats
+    assert ranking.get_ranker().name == ("model:v1" if beats else "rules")
+    # A later model that loses leaves the current one serving.
+    monkeypatch.setattr(ranking, "_holdout_figures", lambda data, columns: real(data, columns) | {"beats_rules": False})
+    second = ranking.train(min_rows=50)
+    assert second.version == "v2" and second.is_active is False
+    assert ranking.get_ranker().name == ("model:v1" if beats else "rules")
+    # --force serves it whatever its holdout says.
+    third = ranking.train(min_rows=50, force=True)
+    assert third.is_active and ranking.get_ranker().name == "model:v3"
+
+
+def test_the_choice_model_learns_what_the_customer_weighs():
+    # Hand-made choices: the cheaper, nearer candidate is hired; the model's
+    # utility must prefer lower distance and better pay, and put the out-of-
+    # trade candidate last whatever it learned (nothing in the log teaches that).
+    rng = np.random.default_rng(0)
+    rows, groups, chosen = [], [], []
+    for g in range(300):
+        for _k in range(4):
+            rows.append(row(distance_km=rng.uniform(0, 20), inside_radius=1, category_match=1,
+                            price_rate_ratio=float(np.exp(rng.normal(0, 0.3))), rating=4.5, trust=0.5))
+            groups.append(g)
+        block = np.array(rows[-4:])
+        u = -0.3 * block[:, INDEX["distance_km"]] + 3 * np.log(block[:, INDEX["price_rate_ratio"]]) + rng.gumbel(size=4)
+        chosen.extend(np.arange(4) == np.argmax(u))
+    cols = [INDEX[n] for n in MODEL_FEATURES]
+    model = ranking.ChoiceModel(MODEL_FEATURES).fit(np.array(rows)[:, cols], np.array(groups), np.array(chosen))
+    near_well_paid = row(distance_km=2, inside_radius=1, category_match=1, price_rate_ratio=1.3, rating=4.5, trust=0.5)
+    far = row(distance_km=15, inside_radius=1, category_match=1, price_rate_ratio=1.3, rating=4.5, trust=0.5)
+    cheap = row(distance_km=2, inside_radius=1, category_match=1, price_rate_ratio=0.7, rating=4.5, trust=0.5)
+    other_trade = row(distance_km=2, inside_radius=1, category_match=0, price_rate_ratio=1.3, rating=4.5, trust=0.5)
+    scores = model.score_rows(np.vstack([near_well_paid, far, cheap, other_trade])[:, cols])
+    assert scores[0] > scores[1] and scores[0] > scores[2]
+    assert scores[3] < min(scores[:3])
+
+
 def test_second_training_makes_a_new_active_version_and_the_cache_picks_it_up(monkeypatch):
     simulated_history(tasks=40, contractors=6)
-    first = ranking.train(min_rows=50)
+    first = ranking.train(min_rows=50, force=True)
     assert ranking.get_ranker().name == "model:v1"
 
     # Another process trains v2: this process keeps v1 until the re-check is due, without asking the database.
@@ -145,7 +195,7 @@ def test_second_training_makes_a_new_active_version_and_the_cache_picks_it_up(mo
     clock[0] += ranking.RECHECK_SECONDS
     assert ranking.get_ranker().name == "rules"
 
-    third = ranking.train(min_rows=50)
+    third = ranking.train(min_rows=50, force=True)
     assert third.version == "v3"
     assert list(RankingModel.objects.filter(is_active=True).values_list("version", flat=True)) == ["v3"]
 
@@ -171,9 +221,9 @@ def test_explanations():
 
 def test_train_matching_command_and_celery_task(settings, capsys):
     simulated_history(tasks=45, contractors=5)  # 225 pairs: above the nightly job's 200
-    call_command("train_matching", "--min-rows", "50")
+    call_command("train_matching", "--min-rows", "50", "--force")
     assert RankingModel.objects.get(is_active=True).version == "v1"
-    assert "Trained v1 (HistGradientBoostingClassifier) on 225 pairs and activated it" in capsys.readouterr().out
+    assert "Trained v1 (ChoiceModel) on 225 pairs and activated it" in capsys.readouterr().out
     call_command("train_matching", "--min-rows", "5000")
     assert "Too little data" in capsys.readouterr().out
     with pytest.raises(CommandError):

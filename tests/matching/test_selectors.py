@@ -116,8 +116,8 @@ def test_pros_to_invite_only_for_the_tasks_customer(customer, outsider, contract
 
 def test_model_ranks_when_active():
     pros, tasks = simulated_history(tasks=40, contractors=6)
-    record = ranking.train(min_rows=50)
-    assert record is not None
+    record = ranking.train(min_rows=50, force=True)
+    assert record is not None and record.is_active
     task = TaskFactory(category=plumbing(), photos=0)
     results = selectors.best_contractors_for(task, limit=6)
     ranker = ranking.get_ranker()
@@ -150,7 +150,7 @@ def test_find_work_defaults_to_best_match_and_says_rules_are_ranking(client):
 
 def test_find_work_names_the_model_version(client):
     simulated_history(tasks=30, contractors=5)
-    ranking.train(min_rows=50)
+    ranking.train(min_rows=50, force=True)
     bob = make_contractor()
     TaskFactory(title="Leak", category=plumbing())
     client.force_login(bob)
@@ -169,6 +169,20 @@ def test_api_sorts_by_best_match_by_default(api_as):
     assert ids(client.get("/api/v1/tasks/nearby", {"sort": "distance"})) == [str(wiring.public_id), str(plumbing_task.public_id)]
     bad = client.get("/api/v1/tasks/nearby", {"sort": "best"})
     assert bad.status_code == 400 and "sort" in bad.json()["error"]["fields"]
+
+
+def test_api_best_match_results_say_why(api_as):
+    bob = make_contractor()
+    plumbing_task = TaskFactory(latitude=37.7609, longitude=-122.4153, category=plumbing())
+    client = api_as(bob)
+    first = client.get("/api/v1/tasks/nearby").json()["results"][0]
+    assert first["id"] == str(plumbing_task.public_id)
+    assert "1 km away" in first["match_reasons"]
+    assert "in your trades" in first["match_reasons"]
+    assert isinstance(first["match_score"], float)
+    # Other orders are not ranked by match: no score, no reasons.
+    by_distance = client.get("/api/v1/tasks/nearby", {"sort": "distance"}).json()["results"][0]
+    assert by_distance["match_score"] is None and by_distance["match_reasons"] == []
 
 
 def test_a_customer_gets_no_find_work_ranking(client, customer):

@@ -44,7 +44,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result.as_json(), separators=(",", ":")))
             return
         self.stdout.write(
-            f"Model {result.model_version}, trained before {result.cutoff:%Y-%m-%d %H:%M}; "
+            f"Model {result.model_version} ({'activated' if result.activated else 'not activated: did not beat the rules on its holdout'}), "
+            f"trained before {result.cutoff:%Y-%m-%d %H:%M}; "
             f"{result.tasks} hired tasks after it, {result.mean_candidates:.1f} candidates each ({result.candidates}).\n"
         )
         self.stdout.write(f"{'':12} {'top-1':>7} {'top-5':>7} {'NDCG@10':>8}\n")
