@@ -405,8 +405,11 @@ class _History:
             .order_by()
         }
         # The batch's own tasks that are done (training on past tasks): subtracted per pair.
-        self.own_done: dict[int, int] = dict(
-            jobs.filter(done, any_of("id", task_ids)).values_list("pk", "contractor_id")
+        # (Serving ranks open tasks: none of them is done, no query needed.)
+        self.own_done: dict[int, int] = (
+            {}
+            if is_current and all(getattr(t, "status", None) == Task.Status.OPEN for t in tasks)
+            else dict(jobs.filter(done, any_of("id", task_ids)).values_list("pk", "contractor_id"))
         )
 
         # Prices of their past jobs per trade (the batch's trades only).
@@ -428,7 +431,7 @@ class _History:
         )
         if not is_current:
             visible = visible.filter(published_at__lt=now)
-        mean = scoring.platform_mean() if is_current else _mean_or_fallback(visible, scoring)
+        mean = _current_platform_mean(scoring) if is_current else _mean_or_fallback(visible, scoring)
         weight = scoring.prior_weight()
         totals = np.zeros(n)
         counts = np.zeros(n)
@@ -486,27 +489,25 @@ class _History:
         pair_events = MatchEvent.objects.filter(
             any_of("contractor_id", user_ids), task__customer_id__in=customers, created_at__lt=now
         ).exclude(any_of("task_id", task_ids))
-        self.customer_hired: dict[tuple[int, int], int] = {}
-        self.customer_well_reviewed: dict[tuple[int, int], int] = {}
-        for customer_id, uid, kind, count in (
-            pair_events.filter(kind__in=[K.ACCEPTED, K.WELL_REVIEWED])
-            .values_list("task__customer_id", "contractor_id", "kind")
-            .annotate(n=Count("task_id", distinct=True))
-            .order_by()
-        ):
-            target = self.customer_hired if kind == K.ACCEPTED else self.customer_well_reviewed
-            target[(customer_id, uid)] = count
         someone_else_hired = MatchEvent.objects.filter(
             task_id=OuterRef("task_id"), kind=K.ACCEPTED, created_at__lt=now
         ).exclude(contractor_id=OuterRef("contractor_id"))
-        self.customer_passed_over: dict[tuple[int, int], int] = {
-            (customer_id, uid): count
-            for customer_id, uid, count in pair_events.filter(kind=K.OFFERED)
-            .filter(Exists(someone_else_hired))
+        self.customer_hired: dict[tuple[int, int], int] = {}
+        self.customer_well_reviewed: dict[tuple[int, int], int] = {}
+        self.customer_passed_over: dict[tuple[int, int], int] = {}
+        for customer_id, uid, hired, well, passed in (
+            pair_events.filter(kind__in=[K.ACCEPTED, K.WELL_REVIEWED, K.OFFERED])
             .values_list("task__customer_id", "contractor_id")
-            .annotate(n=Count("task_id", distinct=True))
+            .annotate(
+                h=Count("task_id", filter=Q(kind=K.ACCEPTED), distinct=True),
+                w=Count("task_id", filter=Q(kind=K.WELL_REVIEWED), distinct=True),
+                p=Count("task_id", filter=Q(kind=K.OFFERED) & Q(Exists(someone_else_hired)), distinct=True),
+            )
             .order_by()
-        }
+        ):
+            for table, count in ((self.customer_hired, hired), (self.customer_well_reviewed, well), (self.customer_passed_over, passed)):
+                if count:
+                    table[(customer_id, uid)] = count
         self.customer_good: dict[tuple[int, int], int] = {}
         self.customer_bad: dict[tuple[int, int], int] = {}
         for customer_id, uid, good, bad in (
@@ -530,6 +531,26 @@ class _History:
                 "task_id", "contractor_id"
             )
         )
+
+
+PLATFORM_MEAN_SECONDS = 300.0  # the average of every review on the platform moves slowly: computed at most this often
+_platform_mean: dict[str, float | None] = {"value": None, "at": None}
+
+
+def reset_caches() -> None:
+    """Forget the per-process platform mean and text vectors (tests; ``ranking.reset_cache``)."""
+    _platform_mean.update(value=None, at=None)
+    _TEXT_CACHE.clear()
+
+
+def _current_platform_mean(scoring) -> float:
+    import time
+
+    now = time.monotonic()
+    at = _platform_mean["at"]
+    if at is None or now - at > PLATFORM_MEAN_SECONDS or _platform_mean["value"] is None:
+        _platform_mean.update(value=scoring.platform_mean(), at=now)
+    return float(_platform_mean["value"])
 
 
 def _mean_or_fallback(visible, scoring) -> float:

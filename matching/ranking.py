@@ -189,8 +189,11 @@ _cache: dict[str, Any] = {"checked_at": None, "version": None, "ranker": RULES}
 
 
 def reset_cache() -> None:
+    from .features import reset_caches
+
     with _cache_lock:
         _cache.update(checked_at=None, version=None, ranker=RULES)
+    reset_caches()
 
 
 def get_ranker() -> Ranker:
