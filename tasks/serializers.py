@@ -367,6 +367,8 @@ def nearby_task_list(tasks: Any, *, request: Any, origin: tuple[float, float]) -
                 "thumbnail_url": thumb_template.replace(marker, str(photos[0].public_id)) if photos else None,
                 "published_at": _utc_iso(task.published_at),
                 "created_at": _utc_iso(task.created_at),
+                "match_score": round(float(score), 4) if (score := getattr(task, "match_score", None)) is not None else None,
+                "match_reasons": list(getattr(task, "match_reasons", None) or []),
             }
         )
     return out

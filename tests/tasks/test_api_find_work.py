@@ -391,6 +391,12 @@ def test_nearby_rows_are_exactly_what_the_documented_serializer_gives(customer, 
     built = nearby_task_list(tasks, request=request, origin=origin)
     assert [list(row.items()) for row in built] == [list(dict(row).items()) for row in documented]
     assert client_rows_match(api_as(contractor), origin, built)
+    # Ranked by best match (matching.selectors sets these): the same both ways too.
+    tasks[0].match_score, tasks[0].match_reasons = 1.234567, ["3 km away", "did 2 similar jobs"]
+    documented = NearbyTaskSerializer(tasks, many=True, context={"request": request, "origin": origin}).data
+    built = nearby_task_list(tasks, request=request, origin=origin)
+    assert [list(row.items()) for row in built] == [list(dict(row).items()) for row in documented]
+    assert built[0]["match_score"] == 1.2346 and built[0]["match_reasons"] == ["3 km away", "did 2 similar jobs"]
 
 
 def client_rows_match(client, origin, built) -> bool:
