@@ -3,7 +3,8 @@
 Runs GET /api/v1/tasks/nearby through Django's test client (no server)
 against the database bench_nearby.py filled, as its token-authenticated
 contractor, for the same random positions; prints the request p50/p95, each
-SQL statement's p50/p95 (by its first 60 characters) and, with --profile,
+SQL statement's p50/p95 (by its first 60 characters), the CPU time this
+process spent per request (robust to other processes' load) and, with --profile,
 cProfile's top functions. Production settings (marketplace.settings, DEBUG
 off, psycopg pool). Figures go to docs/PERFORMANCE.md with the load average.
 
@@ -75,11 +76,12 @@ def main() -> None:
         finally:
             statements[sql[:60]].append((time.perf_counter() - t0) * 1000)
 
-    requests = []
+    requests, cpu = [], []
     with connection.execute_wrapper(timed_sql):
         for path in paths[30 : 30 + args.requests]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             client.get(path)
+            cpu.append((time.process_time() - c0) * 1000)
             requests.append((time.perf_counter() - t0) * 1000)
 
     def pct(values: list[float], p: float) -> float:
@@ -88,6 +90,9 @@ def main() -> None:
 
     print(f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"request p50 {pct(requests, 50):.1f} ms, p95 {pct(requests, 95):.1f} ms ({len(requests)} requests)")
+    # CPU time of this process alone: what the request costs in Python, hardly
+    # moved by other processes' load (wall times on a busy machine are).
+    print(f"this process's CPU per request: p50 {pct(cpu, 50):.2f} ms, mean {sum(cpu) / len(cpu):.2f} ms")
     for sql, values in statements.items():
         print(f"  {len(values):5d} x  p50 {pct(values, 50):6.2f}  p95 {pct(values, 95):6.2f} ms  {sql}")
     if args.profile:
