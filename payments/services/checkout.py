@@ -255,6 +255,17 @@ def instant_book_start(task: Task, *, by: User, proposed_start: dt.datetime | No
             escrow, payment_intent_id=result.id, charge_id=result.charge_id or "", amount_cents=escrow.total_cents
         )
     escrow.refresh_from_db()
+    if escrow.status == ES.REFUNDED:
+        # Booked (or closed) by someone else between the check and the charge:
+        # escrow_funded refunded the charge in full and told the customer.
+        if Task.objects.filter(pk=task.pk).exclude(status=Task.Status.OPEN).exists():
+            raise Conflict(
+                _("Another pro booked this task a moment before you. The customer's payment is refunded in full."),
+                code="already_booked",
+            )
+        raise Conflict(
+            _("The job could not be booked. The customer's payment is refunded in full."), code="not_booked"
+        )
     return escrow
 
 

@@ -643,3 +643,32 @@ def test_a_second_instant_booking_while_the_first_charge_is_made_charges_the_cus
     assert not Refund.objects.filter(escrow__task=task).exists()
     assert not Escrow.objects.filter(task=task, contractor=other).exists()
     assert_escrow_invariants(escrow)
+
+
+def test_an_instant_booking_that_loses_the_race_after_the_charge_says_so(customer, contractor, gateway):
+    """Everything is checked under the task lock, then the card is charged
+    with no lock held: if the task is booked in between, the payment is
+    refunded in full and the pro reads that someone else got it first (409
+    ``already_booked``, as the API promises), not that the payment failed."""
+    from payments.models import SavedPaymentMethod
+
+    SavedPaymentMethod.objects.create(user=customer, gateway_customer_id="cus_1", gateway_payment_method_id="pm_1")
+    task = TaskFactory(customer=customer, instant_book=True, budget_cents=PRICE)
+    gateway.intent_status = "succeeded"
+    rival = ready_contractor()
+    charge = gateway.create_payment_intent
+
+    def booked_by_someone_else_meanwhile(**kwargs):
+        Task.objects.filter(pk=task.pk).update(status=Task.Status.ASSIGNED, contractor=rival, agreed_price_cents=PRICE)
+        return charge(**kwargs)
+
+    gateway.create_payment_intent = booked_by_someone_else_meanwhile
+    with pytest.raises(Conflict) as caught:
+        services.instant_book_start(task, by=contractor)
+
+    assert caught.value.code == "already_booked"
+    assert "refunded in full" in str(caught.value.message)
+    escrow = Escrow.objects.get(task=task, contractor=contractor)
+    assert escrow.status == "refunded"
+    assert Refund.objects.get(escrow=escrow).amount_cents == escrow.total_cents
+    assert_escrow_invariants(escrow)
