@@ -220,6 +220,66 @@ def test_lost_after_a_transfer_that_failed_while_frozen_sends_the_unpaid_share_o
     assert_escrow_invariants(escrow)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_chargeback_processed_on_another_connection_during_the_transfer(gateway):
+    """The same race on two database connections: the payout sweep waits at
+    the gateway while the bank's dispute is processed and committed."""
+    escrow = EscrowFactory(state="released")
+    payout = Payout.objects.get(escrow=escrow)
+    payouts_enabled(escrow.contractor)
+    at_gateway, frozen = threading.Event(), threading.Event()
+    transfer = gateway.create_transfer
+
+    def slow_transfer(**kwargs):
+        at_gateway.set()
+        frozen.wait(20)
+        return transfer(**kwargs)
+
+    gateway.create_transfer = slow_transfer
+    errors: list[BaseException] = []
+
+    def sweep():
+        try:
+            services.payout_sweep(now=timezone.now() + dt.timedelta(days=4))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def bank():
+        try:
+            assert at_gateway.wait(20)
+            services.chargeback_opened(
+                Escrow.objects.get(pk=escrow.pk), dispute_id="dp_threads", amount_cents=escrow.total_cents
+            )
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            frozen.set()
+            connection.close()
+
+    threads = [threading.Thread(target=sweep), threading.Thread(target=bank)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+    escrow.refresh_from_db()
+    assert escrow.status == Escrow.Status.FROZEN
+    assert by_account(escrow).get("contractor_payable", 0) == 0
+
+    services.chargeback_closed(escrow, dispute_id="dp_threads", outcome="lost", amount_cents=escrow.total_cents)
+    assert by_account(escrow) == {
+        "customer_funds_in": -escrow.total_cents,
+        "payouts_out": payout.amount_cents,
+        "chargebacks_out": escrow.total_cents,
+        "platform_revenue": -payout.amount_cents,
+    }
+    assert_escrow_invariants(escrow)
+
+
 def test_a_partial_chargeback_is_left_frozen_for_staff(deliver, staff):
     escrow = EscrowFactory(state="held")
     deliver(opened(escrow, amount=1_000))
