@@ -80,6 +80,20 @@ def test_ranked_tasks_page_like_a_queryset_with_a_fixed_number_of_queries():
     assert len(big) == len(small)
 
 
+def test_ranked_task_taken_after_scoring_is_left_out_of_the_page():
+    bob = make_contractor(radius=25)
+    first = TaskFactory(title="Near plumbing", latitude=37.7599, longitude=-122.4153, category=plumbing(), photos=0)
+    TaskFactory(title="Far plumbing", latitude=37.7509 + 0.1, longitude=-122.4153, category=plumbing(), photos=0)
+    ranked = selectors.ranked_tasks_for(bob)
+    assert ranked.count() == 2
+    Task.objects.filter(pk=first.pk).update(  # someone else was hired meanwhile
+        status=Task.Status.ASSIGNED, contractor=make_contractor(), agreed_price_cents=100, assigned_at=first.published_at
+    )
+    page = list(ranked[:20])
+    assert [task.title for task in page] == ["Far plumbing"]
+    assert page[0].distance_km == pytest.approx(11.1, abs=0.1)  # still the queryset's row (0.1 degree north)
+
+
 def test_best_contractors_for_trade_range_onboarding_and_reasons(customer):
     task = TaskFactory(customer=customer, latitude=37.7599, longitude=-122.4153, category=plumbing(), photos=0)
     near = make_contractor(lat=37.7609, lon=-122.4153)
