@@ -34,10 +34,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, Expression, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts.models import AvailabilitySlot, ContractorProfile
+from core.db import any_of
 from tasks.models import Offer, Task
 
 from .models import BusyBlock, Invitation, MatchEvent
@@ -153,40 +154,6 @@ def task_budget_per_hour(task: Task) -> float:
     if task.budget_type == Task.BudgetType.HOURLY:
         return float(task.budget_cents)
     return float(task.budget_cents) / float(task.estimated_hours or TYPICAL_HOURS)
-
-
-class _AnyOf(Expression):
-    """``column = ANY(%s)`` with the ids as ONE array parameter. Django's
-    ``__in`` binds one parameter per id: for 2,000 ids that cost ~35 ms of
-    Python per query (measured by bench/bench_matching.py), more than the
-    query itself. On other databases, the plain IN list."""
-
-    output_field = BooleanField()
-    conditional = True
-
-    def __init__(self, column: str, values: Iterable[int]):
-        super().__init__()
-        self.column = F(column)
-        self.values = [int(v) for v in values]
-
-    def get_source_expressions(self):
-        return [self.column]
-
-    def set_source_expressions(self, exprs):
-        (self.column,) = exprs
-
-    def as_sql(self, compiler, connection):
-        sql, params = compiler.compile(self.column)
-        if connection.vendor == "postgresql":
-            # As one text literal: psycopg's list dumper is slower for thousands of ints.
-            return f"{sql} = ANY(%s::bigint[])", [*params, "{" + ",".join(map(str, self.values)) + "}"]
-        if not self.values:
-            return "1 = 0", []
-        return f"{sql} IN ({', '.join(['%s'] * len(self.values))})", [*params, *self.values]
-
-
-def any_of(column: str, values: Iterable[int]) -> _AnyOf:
-    return _AnyOf(column, values)
 
 
 # --- the public API -----------------------------------------------------------------

@@ -51,6 +51,7 @@ from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sq
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.db import any_of
 from core.errors import ApplicationError, NotFound
 from core.pagination import DEFAULT_CAP
 
@@ -355,33 +356,6 @@ class _SearchDocument(Expression):
         return f"{compiler.quote_name_unless_alias(alias)}.{connection.ops.quote_name('search_document')}", []
 
 
-class _AnyOf(Expression):
-    """``column = ANY(%s)`` with the ids as one array parameter (Django's
-    ``__in`` binds and converts one parameter per id); the IN list elsewhere."""
-
-    output_field = BooleanField()
-    conditional = True
-
-    def __init__(self, column: str, values: Iterable[int]):
-        super().__init__()
-        self.column = F(column)
-        self.values = [int(v) for v in values]
-
-    def get_source_expressions(self):
-        return [self.column]
-
-    def set_source_expressions(self, exprs):
-        (self.column,) = exprs
-
-    def as_sql(self, compiler, connection):
-        sql, params = compiler.compile(self.column)
-        if not self.values:
-            return "1 = 0", []
-        if connection.vendor == "postgresql":
-            return f"{sql} = ANY(%s::bigint[])", [*params, "{" + ",".join(map(str, self.values)) + "}"]
-        return f"{sql} IN ({', '.join(['%s'] * len(self.values))})", [*params, *self.values]
-
-
 def _earth_point(latitude: float, longitude: float) -> _LLToEarth:
     return _LLToEarth(Value(float(latitude)), Value(float(longitude)))
 
@@ -591,7 +565,7 @@ def open_tasks_near(
     # more matched (``sorted_within``; see core.pagination).
     nearest = list(tasks.order_by(nearest_first).values_list("pk", flat=True)[: SORTED_WITHIN + 1])
     within = (
-        Task.objects.filter(_AnyOf("pk", nearest[:SORTED_WITHIN]))
+        Task.objects.filter(any_of("pk", nearest[:SORTED_WITHIN]))
         .prefetch_related("category", _problem_photos())
         .annotate(distance_km=distance_km)
     )
