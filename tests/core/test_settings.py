@@ -155,6 +155,21 @@ def test_manage_py_refuses_too_without_a_secret_key():
     assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
 
 
+def test_manage_py_in_an_empty_shell_runs_in_development_mode_and_says_so():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    assert "DJANGO_SECRET_KEY is not set, so this runs in local development mode" in result.stderr
+
+
 def test_a_bad_number_stops_the_process():
     result = run_python(
         "import django; django.setup()", {"DJANGO_SECRET_KEY": "x" * 50, "DATABASE_CONN_MAX_AGE": "forever"}
