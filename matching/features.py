@@ -191,7 +191,9 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
     ci = np.fromiter((c_index[_user_id(c)] for _t, c in pairs), dtype=np.int64, count=len(pairs))
     task_list = [tasks_by_id[tid] for tid in task_ids]
 
-    profiles = _load_contractors(user_ids)
+    windows, origin, last = _timeline_range(task_list, now)
+    rows = _fetch(user_ids, task_list, now, origin, last)
+    profiles = _load_contractors(user_ids, rows.profiles)
     X = np.zeros((len(pairs), len(FEATURE_NAMES)), dtype=float)
     col = INDEX
 
@@ -208,17 +210,17 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
     X[:, col["inside_radius"]] = (distance <= c_radius[ci]).astype(float)
 
     # What
-    trades = _trades(profiles)
+    trades = _trades(profiles, rows.trades)
     t_cat = np.array([t.category_id for t in task_list])
     X[:, col["category_match"]] = np.fromiter(
         (t_cat[a] in trades[b] for a, b in zip(ti, ci, strict=True)), dtype=float, count=len(pairs)
     )
 
-    history = _History(user_ids, task_list, now)
+    history = _History(user_ids, task_list, now, rows)
     X[:, col["text_similarity"]] = _text_similarity(task_list, profiles, history.titles, ti, ci)
 
     # When
-    fit, weekday, week_load = _schedule(task_list, user_ids, profiles, ti, ci, now)
+    fit, weekday, week_load = _schedule(task_list, user_ids, profiles, ti, ci, windows, origin, last, rows)
     X[:, col["schedule_fit"]] = fit
     X[:, col["first_free_weekday"]] = weekday
 
@@ -304,10 +306,7 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
 # --- contractors ---------------------------------------------------------------------
 
 
-def _load_contractors(user_ids: list[int]) -> list[_Contractor | None]:
-    rows = ContractorProfile.objects.filter(any_of("user_id", user_ids)).values_list(
-        "user_id", "pk", "latitude", "longitude", "service_radius_km", "hourly_rate_cents", "bio"
-    )
+def _load_contractors(user_ids: list[int], rows) -> list[_Contractor | None]:
     by_user = {
         uid: _Contractor(uid, pk, lat, lon, float(radius or 1), rate, bio or "")
         for uid, pk, lat, lon, radius, rate, bio in rows
@@ -315,45 +314,391 @@ def _load_contractors(user_ids: list[int]) -> list[_Contractor | None]:
     return [by_user.get(uid) for uid in user_ids]
 
 
-def _trades(profiles: list[_Contractor | None]) -> list[frozenset[int]]:
-    through = ContractorProfile.trades.through
-    profile_ids = [p.profile_id for p in profiles if p]
+def _trades(profiles: list[_Contractor | None], rows) -> list[frozenset[int]]:
     by_profile: dict[int, set[int]] = defaultdict(set)
-    for profile_id, category_id in through.objects.filter(any_of("contractorprofile_id", profile_ids)).values_list(
-        "contractorprofile_id", "category_id"
-    ):
+    for profile_id, category_id in rows:
         by_profile[profile_id].add(category_id)
     return [frozenset(by_profile.get(p.profile_id, ())) if p else frozenset() for p in profiles]
+
+
+# --- reading: every row the features need, in one go ----------------------------------------
+
+# On PostgreSQL the reads go to the server as one multi-statement round trip of
+# plain SQL (``_fetch_sql``): built through the ORM they cost ~1.5 ms of query
+# compilation each plus a round trip, ~20 of them per request, more than the
+# server spent answering them (bench/bench_matching.py, docs/PERFORMANCE.md).
+# ``_fetch_orm`` is the same reads through the ORM: SQLite, and the reference
+# the SQL is tested against (tests/matching/test_features_sql.py).
+BATCH_SQL = True
+
+
+@dataclass
+class _Rows:
+    """Raw rows of every read, as tuples in the column order noted."""
+
+    is_current: bool
+    profiles: list  # (user, profile, latitude, longitude, radius, rate, bio)
+    trades: list  # (profile, category)
+    weekly: list  # (profile, weekday, start minute, end minute)
+    jobs: list  # (contractor, category, booked, done, cancelled by them)
+    customer_jobs: list  # (contractor, customer, done)
+    own_done: list  # (task, contractor): the batch's own tasks done before now
+    prices: list  # (contractor, category, agreed price)
+    titles: list  # (contractor, recent titles joined)
+    reviews: list  # (contractor, visible reviews, sum of stars)
+    trust: list  # (contractor, score 0-100)
+    offer_medians: list  # (contractor, median seconds from posting to their offer)
+    category_events: list  # (contractor, category, kind, distinct tasks)
+    customer_events: list  # (customer, contractor, hired, well reviewed, passed over)
+    customer_reviews: list  # (customer, contractor, 4-5 stars, 1-2 stars)
+    invited: list  # (task, contractor)
+    busy: list  # (contractor, starts, ends)
+    booked: list  # (contractor, schedule type, window start, window end, deadline, hours)
+
+
+def _fetch(user_ids: list[int], tasks: list, now: dt.datetime, origin: dt.datetime, last: dt.datetime) -> _Rows:
+    is_current = now >= timezone.now() - dt.timedelta(minutes=5)
+    # The batch's own tasks that are done (training on past tasks) are
+    # subtracted per pair. Serving ranks open tasks: none of them is done.
+    need_own = not (is_current and all(getattr(t, "status", None) == Task.Status.OPEN for t in tasks))
+    fetch = _fetch_sql if BATCH_SQL and connection.vendor == "postgresql" else _fetch_orm
+    return fetch(user_ids, tasks, now, origin, last, is_current, need_own)
+
+
+def _booked_window(origin: dt.datetime, last: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
+    """(window_end after, window_start before, deadline after, deadline before) of booked jobs that matter."""
+    return (
+        origin - WEEK_LOAD_SPAN,
+        last + WEEK_LOAD_SPAN,
+        origin - WEEK_LOAD_SPAN,
+        last + max(WEEK_LOAD_SPAN, dt.timedelta(days=2)),
+    )
+
+
+def _fetch_orm(user_ids, tasks, now, origin, last, is_current, need_own) -> _Rows:
+    from reputation.models import Review, TrustScore, TrustScoreHistory
+
+    categories = {t.category_id for t in tasks}
+    customers = {t.customer_id for t in tasks}
+    task_ids = [t.pk for t in tasks]
+
+    profiles = list(
+        ContractorProfile.objects.filter(any_of("user_id", user_ids)).values_list(
+            "user_id", "pk", "latitude", "longitude", "service_radius_km", "hourly_rate_cents", "bio"
+        )
+    )
+    profile_ids = [row[1] for row in profiles]
+    through = ContractorProfile.trades.through
+    trades = list(
+        through.objects.filter(any_of("contractorprofile_id", profile_ids)).values_list("contractorprofile_id", "category_id")
+    )
+
+    jobs = Task.objects.filter(any_of("contractor_id", user_ids), assigned_at__lt=now)
+    done = Q(completed_at__isnull=False, completed_at__lt=now)
+    cancelled = Q(status=Task.Status.CANCELLED, cancelled_by_id=F("contractor_id"), cancelled_at__lt=now)
+    job_rows = list(
+        jobs.values_list("contractor_id", "category_id")
+        .annotate(b=Count("pk"), d=Count("pk", filter=done), c=Count("pk", filter=cancelled))
+        .order_by()
+    )
+    customer_jobs = list(
+        jobs.filter(done, any_of("customer_id", customers)).values_list("contractor_id", "customer_id").annotate(n=Count("pk")).order_by()
+    )
+    own_done = list(jobs.filter(done, any_of("id", task_ids)).values_list("pk", "contractor_id")) if need_own else []
+    prices = list(
+        jobs.filter(done, category_id__in=categories, agreed_price_cents__isnull=False)
+        .exclude(any_of("id", task_ids))
+        .values_list("contractor_id", "category_id", "agreed_price_cents")
+    )
+    titles = list(_recent_titles(user_ids, now, exclude=task_ids).items())
+
+    visible = Review.objects.filter(published_at__isnull=False, hidden_at__isnull=True, role=Review.Role.CUSTOMER_TO_CONTRACTOR)
+    if not is_current:
+        visible = visible.filter(published_at__lt=now)
+    reviews = list(
+        visible.filter(any_of("reviewee_id", user_ids)).values_list("reviewee_id").annotate(c=Count("pk"), s=Sum("stars")).order_by()
+    )
+    if is_current:
+        trust = list(TrustScore.objects.filter(any_of("user_id", user_ids)).values_list("user_id", "score"))
+    else:
+        trust = list(
+            TrustScoreHistory.objects.filter(any_of("user_id", user_ids), computed_at__lt=now)
+            .order_by("user_id", "-computed_at", "-pk")
+            .distinct("user_id")
+            .values_list("user_id", "score")
+            if connection.vendor == "postgresql"
+            else _latest_history_sqlite(TrustScoreHistory, user_ids, now)
+        )
+    offer_medians = _offer_medians(user_ids, now)
+    K = MatchEvent.Kind
+    category_events = _category_events(user_ids, categories, [K.OFFERED, K.SKIPPED, K.SHOWN, K.ACCEPTED], now, task_ids)
+
+    pair_events = MatchEvent.objects.filter(
+        any_of("contractor_id", user_ids), task__customer_id__in=customers, created_at__lt=now
+    ).exclude(any_of("task_id", task_ids))
+    someone_else_hired = MatchEvent.objects.filter(
+        task_id=OuterRef("task_id"), kind=K.ACCEPTED, created_at__lt=now
+    ).exclude(contractor_id=OuterRef("contractor_id"))
+    customer_events = list(
+        pair_events.filter(kind__in=[K.ACCEPTED, K.WELL_REVIEWED, K.OFFERED])
+        .values_list("task__customer_id", "contractor_id")
+        .annotate(
+            h=Count("task_id", filter=Q(kind=K.ACCEPTED), distinct=True),
+            w=Count("task_id", filter=Q(kind=K.WELL_REVIEWED), distinct=True),
+            p=Count("task_id", filter=Q(kind=K.OFFERED) & Q(Exists(someone_else_hired)), distinct=True),
+        )
+        .order_by()
+    )
+    customer_reviews = list(
+        Review.objects.filter(role=Review.Role.CUSTOMER_TO_CONTRACTOR, reviewer_id__in=customers, submitted_at__lt=now)
+        .filter(any_of("reviewee_id", user_ids))
+        .exclude(any_of("task_id", task_ids))
+        .values_list("reviewer_id", "reviewee_id")
+        .annotate(g=Count("pk", filter=Q(stars__gte=4)), b=Count("pk", filter=Q(stars__lte=2)))
+        .order_by()
+    )
+    invited = list(
+        Invitation.objects.filter(any_of("task_id", task_ids), any_of("contractor_id", user_ids), created_at__lt=now).values_list(
+            "task_id", "contractor_id"
+        )
+    )
+
+    weekly = _weekly_hours(profile_ids)
+    busy = list(
+        BusyBlock.objects.filter(any_of("user_id", user_ids), ends_at__gt=origin, starts_at__lt=last).values_list(
+            "user_id", "starts_at", "ends_at"
+        )
+    )
+    end_after, start_before, deadline_after, deadline_before = _booked_window(origin, last)
+    booked = list(
+        Task.objects.filter(any_of("contractor_id", user_ids), status__in=BUSY_STATUSES, assigned_at__lt=now)
+        .exclude(any_of("id", task_ids))
+        .filter(
+            Q(schedule_type=Task.ScheduleType.WINDOW, window_end__gt=end_after, window_start__lt=start_before)
+            | Q(schedule_type=Task.ScheduleType.FLEXIBLE, deadline__gt=deadline_after, deadline__lt=deadline_before)
+        )
+        .values_list("contractor_id", "schedule_type", "window_start", "window_end", "deadline", "estimated_hours")
+    )
+    return _Rows(
+        is_current=is_current, profiles=profiles, trades=trades, weekly=weekly, jobs=job_rows, customer_jobs=customer_jobs,
+        own_done=own_done, prices=prices, titles=titles, reviews=reviews, trust=trust, offer_medians=offer_medians,
+        category_events=category_events, customer_events=customer_events, customer_reviews=customer_reviews,
+        invited=invited, busy=busy, booked=booked,
+    )
+
+
+def _ids(values) -> str:
+    """A bigint[] literal of ``values``, bound as one parameter (as ``core.db.any_of``)."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+def _fetch_sql(user_ids, tasks, now, origin, last, is_current, need_own) -> _Rows:
+    """``_fetch_orm``'s reads as plain SQL, sent in one round trip.
+
+    Each statement reads what the ORM query of the same name reads, with the
+    same conditions (tests/matching/test_features_sql.py compares the two on
+    a simulated market). Where a statement needs a task's column for an event
+    or an offer it reads it by a primary-key subquery, not a join: the join
+    made the planner hash-join a sequential scan of every task (see
+    ``_category_events``)."""
+    from reputation.models import Review
+
+    users = _ids(user_ids)
+    task_ids = _ids(t.pk for t in tasks)
+    categories = _ids({t.category_id for t in tasks})
+    customers = _ids({t.customer_id for t in tasks})
+    K = MatchEvent.Kind
+    S = Task.Status
+    to_contractor = str(Review.Role.CUSTOMER_TO_CONTRACTOR)
+    end_after, start_before, deadline_after, deadline_before = _booked_window(origin, last)
+    statements: list[tuple[str, str, list]] = [
+        (
+            "profiles",
+            "SELECT user_id, id, latitude, longitude, service_radius_km, hourly_rate_cents, bio"
+            " FROM accounts_contractorprofile WHERE user_id = ANY(%s::bigint[])",
+            [users],
+        ),
+        (
+            "trades",
+            "SELECT t.contractorprofile_id, t.category_id FROM accounts_contractorprofile_trades t"
+            " WHERE t.contractorprofile_id IN (SELECT p.id FROM accounts_contractorprofile p WHERE p.user_id = ANY(%s::bigint[]))",
+            [users],
+        ),
+        (
+            "weekly",
+            "SELECT profile_id, weekday,"
+            " (EXTRACT(HOUR FROM start_time) * 60 + EXTRACT(MINUTE FROM start_time))::int,"
+            " (EXTRACT(HOUR FROM end_time) * 60 + EXTRACT(MINUTE FROM end_time))::int"
+            " FROM accounts_availabilityslot"
+            # The profile ids as an array (an InitPlan), so the slots are read by
+            # their profile index; as IN (subquery) the planner hash-joined a
+            # sequential scan of every slot (7.6 -> 4.2 ms for 400 contractors).
+            " WHERE profile_id = ANY(ARRAY(SELECT p.id FROM accounts_contractorprofile p WHERE p.user_id = ANY(%s::bigint[])))",
+            [users],
+        ),
+        (
+            "jobs",
+            "SELECT contractor_id, category_id, COUNT(id),"
+            " COUNT(id) FILTER (WHERE completed_at IS NOT NULL AND completed_at < %s),"
+            " COUNT(id) FILTER (WHERE cancelled_at < %s AND cancelled_by_id = contractor_id AND status = %s)"
+            " FROM tasks_task WHERE contractor_id = ANY(%s::bigint[]) AND assigned_at < %s GROUP BY 1, 2",
+            [now, now, str(S.CANCELLED), users, now],
+        ),
+        (
+            "customer_jobs",
+            "SELECT contractor_id, customer_id, COUNT(id) FROM tasks_task"
+            " WHERE contractor_id = ANY(%s::bigint[]) AND assigned_at < %s AND completed_at IS NOT NULL"
+            " AND completed_at < %s AND customer_id = ANY(%s::bigint[]) GROUP BY 1, 2",
+            [users, now, now, customers],
+        ),
+        (
+            "prices",
+            "SELECT contractor_id, category_id, agreed_price_cents FROM tasks_task"
+            " WHERE contractor_id = ANY(%s::bigint[]) AND assigned_at < %s AND completed_at IS NOT NULL"
+            " AND completed_at < %s AND agreed_price_cents IS NOT NULL AND category_id = ANY(%s::bigint[])"
+            " AND NOT (id = ANY(%s::bigint[]))",
+            [users, now, now, categories, task_ids],
+        ),
+        ("titles", _RECENT_TITLES_SQL, [users, now, task_ids, RECENT_TITLES]),
+        (
+            "reviews",
+            "SELECT reviewee_id, COUNT(id), SUM(stars) FROM reputation_review"
+            " WHERE hidden_at IS NULL AND published_at IS NOT NULL AND role = %s AND reviewee_id = ANY(%s::bigint[])"
+            " AND (%s OR published_at < %s) GROUP BY 1",
+            [to_contractor, users, is_current, now],
+        ),
+        (
+            "trust",
+            "SELECT user_id, score FROM reputation_trustscore WHERE user_id = ANY(%s::bigint[])"
+            if is_current
+            else "SELECT DISTINCT ON (user_id) user_id, score FROM reputation_trustscorehistory"
+            " WHERE user_id = ANY(%s::bigint[]) AND computed_at < %s ORDER BY user_id, computed_at DESC, id DESC",
+            [users] if is_current else [users, now],
+        ),
+        ("offer_medians", _OFFER_MEDIANS_SQL, [users, now]),
+        (
+            "category_events",
+            _CATEGORY_EVENTS_SQL,
+            [users, _text_array([K.OFFERED, K.SKIPPED, K.SHOWN, K.ACCEPTED]), now, task_ids, categories],
+        ),
+        (
+            "customer_events",
+            # (customer, contractor): their hires, 4+ star outcomes, and offers on
+            # which someone else was hired, distinct tasks, before now.
+            """
+            SELECT customer_id, contractor_id,
+                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s AND EXISTS (
+                       SELECT 1 FROM matching_matchevent u
+                       WHERE u.created_at < %s AND u.kind = %s AND u.task_id = events.task_id
+                         AND NOT (u.contractor_id = events.contractor_id)))
+            FROM (
+                SELECT e.contractor_id, e.kind, e.task_id,
+                       (SELECT t.customer_id FROM tasks_task t WHERE t.id = e.task_id) AS customer_id
+                FROM matching_matchevent e
+                WHERE e.contractor_id = ANY(%s::bigint[]) AND e.created_at < %s
+                  AND NOT (e.task_id = ANY(%s::bigint[])) AND e.kind = ANY(%s::text[])
+                OFFSET 0
+            ) events
+            WHERE customer_id = ANY(%s::bigint[])
+            GROUP BY 1, 2
+            """,
+            [
+                str(K.ACCEPTED), str(K.WELL_REVIEWED), str(K.OFFERED), now, str(K.ACCEPTED), users, now, task_ids,
+                _text_array([K.ACCEPTED, K.WELL_REVIEWED, K.OFFERED]), customers,
+            ],
+        ),
+        (
+            "customer_reviews",
+            "SELECT reviewer_id, reviewee_id, COUNT(id) FILTER (WHERE stars >= 4), COUNT(id) FILTER (WHERE stars <= 2)"
+            " FROM reputation_review WHERE reviewer_id = ANY(%s::bigint[]) AND role = %s AND submitted_at < %s"
+            " AND reviewee_id = ANY(%s::bigint[]) AND NOT (task_id = ANY(%s::bigint[])) GROUP BY 1, 2",
+            [customers, to_contractor, now, users, task_ids],
+        ),
+        (
+            "invited",
+            "SELECT task_id, contractor_id FROM matching_invitation"
+            " WHERE task_id = ANY(%s::bigint[]) AND contractor_id = ANY(%s::bigint[]) AND created_at < %s",
+            [task_ids, users, now],
+        ),
+        (
+            "busy",
+            "SELECT user_id, starts_at, ends_at FROM matching_busyblock"
+            " WHERE user_id = ANY(%s::bigint[]) AND ends_at > %s AND starts_at < %s",
+            [users, origin, last],
+        ),
+        (
+            "booked",
+            "SELECT contractor_id, schedule_type, window_start, window_end, deadline, estimated_hours FROM tasks_task"
+            " WHERE contractor_id = ANY(%s::bigint[]) AND assigned_at < %s AND status = ANY(%s::text[])"
+            " AND NOT (id = ANY(%s::bigint[]))"
+            " AND ((schedule_type = %s AND window_end > %s AND window_start < %s)"
+            " OR (schedule_type = %s AND deadline > %s AND deadline < %s))",
+            [
+                users, now, _text_array(BUSY_STATUSES), task_ids, str(Task.ScheduleType.WINDOW), end_after, start_before,
+                str(Task.ScheduleType.FLEXIBLE), deadline_after, deadline_before,
+            ],
+        ),
+    ]
+    if need_own:
+        statements.append(
+            (
+                "own_done",
+                "SELECT id, contractor_id FROM tasks_task WHERE contractor_id = ANY(%s::bigint[]) AND assigned_at < %s"
+                " AND completed_at IS NOT NULL AND completed_at < %s AND id = ANY(%s::bigint[])",
+                [users, now, now, task_ids],
+            )
+        )
+    results = _run_batch(statements)
+    results.setdefault("own_done", [])
+    return _Rows(is_current=is_current, **results)
+
+
+def _text_array(values) -> str:
+    """A text[] literal of plain identifiers (choice values: no quotes or commas to escape)."""
+    values = [str(v) for v in values]
+    assert all(v.isidentifier() for v in values), values
+    return "{" + ",".join(values) + "}"
+
+
+def _run_batch(statements: list[tuple[str, str, list]]) -> dict[str, list]:
+    """Every statement's rows, by name: one ``execute`` of all of them (Django's
+    psycopg cursor binds parameters on the client, so a multi-statement string
+    goes as one simple query: one round trip), then one result set each."""
+    sql = ";\n".join(statement for _name, statement, _params in statements)
+    params = [value for _name, _statement, values in statements for value in values]
+    out: dict[str, list] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for n, (name, _statement, _params) in enumerate(statements):
+            if n:
+                moved = cursor.nextset()
+                assert moved, f"no result for {name}"
+            out[name] = cursor.fetchall()
+    return out
 
 
 # --- history --------------------------------------------------------------------------
 
 
 class _History:
-    """Everything about the contractors' past before ``now``, in grouped queries."""
+    """Everything about the contractors' past before ``now``, from ``_fetch``'s rows."""
 
-    def __init__(self, user_ids: list[int], tasks: list[Task], now: dt.datetime):
+    def __init__(self, user_ids: list[int], tasks: list[Task], now: dt.datetime, rows: _Rows):
         from reputation import scoring
-        from reputation.models import Review, TrustScore, TrustScoreHistory
+        from reputation.models import Review
 
         n = len(user_ids)
         index = {uid: i for i, uid in enumerate(user_ids)}
-        categories = {t.category_id for t in tasks}
-        customers = {t.customer_id for t in tasks}
-        task_ids = [t.pk for t in tasks]
-        is_current = now >= timezone.now() - dt.timedelta(minutes=5)
+        is_current = rows.is_current
 
         # Jobs: per (contractor, trade), booked before now.
-        jobs = Task.objects.filter(any_of("contractor_id", user_ids), assigned_at__lt=now)
-        done = Q(completed_at__isnull=False, completed_at__lt=now)
-        cancelled = Q(status=Task.Status.CANCELLED, cancelled_by_id=F("contractor_id"), cancelled_at__lt=now)
         self.category_jobs: dict[tuple[int, int], int] = {}
         booked = np.zeros(n)
         completed = np.zeros(n)
         cancels = np.zeros(n)
-        for uid, category_id, n_booked, n_done, n_cancelled in jobs.values_list("contractor_id", "category_id").annotate(
-            b=Count("pk"), d=Count("pk", filter=done), c=Count("pk", filter=cancelled)
-        ).order_by():
+        for uid, category_id, n_booked, n_done, n_cancelled in rows.jobs:
             i = index[uid]
             booked[i] += n_booked
             completed[i] += n_done
@@ -364,47 +709,30 @@ class _History:
         self.completion_rate = np.where(finished > 0, completed / np.maximum(finished, 1), NEUTRAL)
         self.cancel_rate = np.where(booked > 0, cancels / np.maximum(booked, 1), 0.0)
 
-        self.customer_jobs: dict[tuple[int, int], int] = {
-            (uid, customer_id): count
-            for uid, customer_id, count in jobs.filter(done, any_of("customer_id", customers))
-            .values_list("contractor_id", "customer_id")
-            .annotate(n=Count("pk"))
-            .order_by()
-        }
-        # The batch's own tasks that are done (training on past tasks): subtracted per pair.
-        # (Serving ranks open tasks: none of them is done, no query needed.)
-        self.own_done: dict[int, int] = (
-            {}
-            if is_current and all(getattr(t, "status", None) == Task.Status.OPEN for t in tasks)
-            else dict(jobs.filter(done, any_of("id", task_ids)).values_list("pk", "contractor_id"))
-        )
+        self.customer_jobs: dict[tuple[int, int], int] = {(uid, customer_id): count for uid, customer_id, count in rows.customer_jobs}
+        self.own_done: dict[int, int] = dict(rows.own_done)
 
         # Prices of their past jobs per trade (the batch's trades only).
         prices: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for uid, category_id, price in (
-            jobs.filter(done, category_id__in=categories, agreed_price_cents__isnull=False)
-            .exclude(any_of("id", task_ids))
-            .values_list("contractor_id", "category_id", "agreed_price_cents")
-        ):
+        for uid, category_id, price in rows.prices:
             prices[(uid, category_id)].append(price)
         self.median_price = {key: float(statistics.median(values)) for key, values in prices.items()}
 
         # Titles of their latest completed jobs, for text similarity.
-        self.titles = _recent_titles(user_ids, now, exclude=task_ids)
+        self.titles = dict(rows.titles)
 
         # Rating: the Bayesian average of reputation.scoring, batched.
-        visible = Review.objects.filter(
-            published_at__isnull=False, hidden_at__isnull=True, role=Review.Role.CUSTOMER_TO_CONTRACTOR
-        )
-        if not is_current:
-            visible = visible.filter(published_at__lt=now)
-        mean = _current_platform_mean(scoring) if is_current else _mean_or_fallback(visible, scoring)
+        if is_current:
+            mean = _current_platform_mean(scoring)
+        else:
+            visible = Review.objects.filter(
+                published_at__isnull=False, hidden_at__isnull=True, role=Review.Role.CUSTOMER_TO_CONTRACTOR, published_at__lt=now
+            )
+            mean = _mean_or_fallback(visible, scoring)
         weight = scoring.prior_weight()
         totals = np.zeros(n)
         counts = np.zeros(n)
-        for uid, count, total in (
-            visible.filter(any_of("reviewee_id", user_ids)).values_list("reviewee_id").annotate(c=Count("pk"), s=Sum("stars")).order_by()
-        ):
+        for uid, count, total in rows.reviews:
             counts[index[uid]] = count
             totals[index[uid]] = total or 0
         self.rating = (weight * mean + totals) / (weight + counts)
@@ -412,27 +740,19 @@ class _History:
 
         # Trust: the stored score now, or the last one computed before ``now``.
         self.trust = np.full(n, scoring.NEUTRAL)
-        if is_current:
-            trust_rows = TrustScore.objects.filter(any_of("user_id", user_ids)).values_list("user_id", "score")
-        else:
-            trust_rows = (
-                TrustScoreHistory.objects.filter(any_of("user_id", user_ids), computed_at__lt=now)
-                .order_by("user_id", "-computed_at", "-pk")
-                .distinct("user_id")
-                .values_list("user_id", "score")
-                if connection.vendor == "postgresql"
-                else _latest_history_sqlite(TrustScoreHistory, user_ids, now)
-            )
-        for uid, score in trust_rows:
+        for uid, score in rows.trust:
             self.trust[index[uid]] = score / 100.0
 
-        self.response_speed = _offer_speed(user_ids, now, scoring)
+        fast, slow = scoring.FAST.total_seconds(), scoring.SLOW.total_seconds()
+        self.response_speed = np.full(n, scoring.NEUTRAL)
+        for uid, median in rows.offer_medians:
+            self.response_speed[index[uid]] = min(1.0, max(0.0, 1 - (float(median) - fast) / (slow - fast)))
 
         # How they answered tasks of these trades (MatchEvent), before now,
         # never counting the batch's own tasks.
         K = MatchEvent.Kind
         tables = {K.OFFERED: {}, K.SKIPPED: {}, K.SHOWN: {}, K.ACCEPTED: {}}
-        for uid, category_id, kind, count in _category_events(user_ids, categories, list(tables), now, task_ids):
+        for uid, category_id, kind, count in rows.category_events:
             tables[kind][(uid, category_id)] = count
         self.category_offers = tables[K.OFFERED]
         self.category_skips = tables[K.SKIPPED]
@@ -442,51 +762,21 @@ class _History:
         # The customer's history with them, before now (learned preferences
         # are rebuilt from it; see PREF_*): hires, 4+ star outcomes, offers
         # passed over for someone else, and their own reviews of them.
-        pair_events = MatchEvent.objects.filter(
-            any_of("contractor_id", user_ids), task__customer_id__in=customers, created_at__lt=now
-        ).exclude(any_of("task_id", task_ids))
-        someone_else_hired = MatchEvent.objects.filter(
-            task_id=OuterRef("task_id"), kind=K.ACCEPTED, created_at__lt=now
-        ).exclude(contractor_id=OuterRef("contractor_id"))
         self.customer_hired: dict[tuple[int, int], int] = {}
         self.customer_well_reviewed: dict[tuple[int, int], int] = {}
         self.customer_passed_over: dict[tuple[int, int], int] = {}
-        for customer_id, uid, hired, well, passed in (
-            pair_events.filter(kind__in=[K.ACCEPTED, K.WELL_REVIEWED, K.OFFERED])
-            .values_list("task__customer_id", "contractor_id")
-            .annotate(
-                h=Count("task_id", filter=Q(kind=K.ACCEPTED), distinct=True),
-                w=Count("task_id", filter=Q(kind=K.WELL_REVIEWED), distinct=True),
-                p=Count("task_id", filter=Q(kind=K.OFFERED) & Q(Exists(someone_else_hired)), distinct=True),
-            )
-            .order_by()
-        ):
+        for customer_id, uid, hired, well, passed in rows.customer_events:
             for table, count in ((self.customer_hired, hired), (self.customer_well_reviewed, well), (self.customer_passed_over, passed)):
                 if count:
                     table[(customer_id, uid)] = count
         self.customer_good: dict[tuple[int, int], int] = {}
         self.customer_bad: dict[tuple[int, int], int] = {}
-        for customer_id, uid, good, bad in (
-            Review.objects.filter(
-                role=Review.Role.CUSTOMER_TO_CONTRACTOR,
-                reviewer_id__in=customers,
-                submitted_at__lt=now,
-            )
-            .filter(any_of("reviewee_id", user_ids))
-            .exclude(any_of("task_id", task_ids))
-            .values_list("reviewer_id", "reviewee_id")
-            .annotate(g=Count("pk", filter=Q(stars__gte=4)), b=Count("pk", filter=Q(stars__lte=2)))
-            .order_by()
-        ):
+        for customer_id, uid, good, bad in rows.customer_reviews:
             if good:
                 self.customer_good[(customer_id, uid)] = good
             if bad:
                 self.customer_bad[(customer_id, uid)] = bad
-        self.invited = set(
-            Invitation.objects.filter(any_of("task_id", task_ids), any_of("contractor_id", user_ids), created_at__lt=now).values_list(
-                "task_id", "contractor_id"
-            )
-        )
+        self.invited = set(rows.invited)
 
 
 PLATFORM_MEAN_SECONDS = 300.0  # the average of every review on the platform moves slowly: computed at most this often
@@ -604,12 +894,8 @@ def _category_events(user_ids, categories, kinds, now, exclude_task_ids) -> list
     )
 
 
-def _offer_speed(user_ids: list[int], now: dt.datetime, scoring) -> np.ndarray:
-    """``reputation.scoring.speed_value`` of each contractor's median delay
-    between a task's posting and their offer; NEUTRAL with no offers."""
-    fast, slow = scoring.FAST.total_seconds(), scoring.SLOW.total_seconds()
-    index = {uid: i for i, uid in enumerate(user_ids)}
-    out = np.full(len(user_ids), scoring.NEUTRAL)
+def _offer_medians(user_ids: list[int], now: dt.datetime) -> list[tuple[int, float]]:
+    """(contractor, median seconds between a task's posting and their offer on it), before ``now``."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -629,17 +915,53 @@ def _offer_speed(user_ids: list[int], now: dt.datetime, scoring) -> np.ndarray:
                 """,
                 [user_ids, now],
             )
-            medians = cursor.fetchall()
-    else:
-        delays: dict[int, list[float]] = defaultdict(list)
-        for uid, created, published in Offer.objects.filter(
-            any_of("contractor_id", user_ids), task__published_at__isnull=False, created_at__lt=now
-        ).values_list("contractor_id", "created_at", "task__published_at"):
-            delays[uid].append((created - published).total_seconds())
-        medians = [(uid, statistics.median(values)) for uid, values in delays.items()]
-    for uid, median in medians:
-        out[index[uid]] = min(1.0, max(0.0, 1 - (float(median) - fast) / (slow - fast)))
-    return out
+            return cursor.fetchall()
+    delays: dict[int, list[float]] = defaultdict(list)
+    for uid, created, published in Offer.objects.filter(
+        any_of("contractor_id", user_ids), task__published_at__isnull=False, created_at__lt=now
+    ).values_list("contractor_id", "created_at", "task__published_at"):
+        delays[uid].append((created - published).total_seconds())
+    return [(uid, statistics.median(values)) for uid, values in delays.items()]
+
+
+# The three statements above as ``_fetch_sql`` sends them (arrays bound as literals).
+_RECENT_TITLES_SQL = """
+    SELECT contractor_id, string_agg(title, ' ')
+    FROM (
+        SELECT contractor_id, title,
+               row_number() OVER (PARTITION BY contractor_id ORDER BY completed_at DESC) AS n
+        FROM tasks_task
+        WHERE contractor_id = ANY(%s::bigint[]) AND completed_at IS NOT NULL AND completed_at < %s
+          AND NOT (id = ANY(%s::bigint[]))
+    ) recent
+    WHERE n <= %s
+    GROUP BY contractor_id
+"""
+_OFFER_MEDIANS_SQL = """
+    SELECT contractor_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM created_at - published_at))
+    FROM (
+        SELECT o.contractor_id, o.created_at,
+               (SELECT t.published_at FROM tasks_task t WHERE t.id = o.task_id) AS published_at
+        FROM tasks_offer o
+        WHERE o.contractor_id = ANY(%s::bigint[]) AND o.created_at < %s
+        OFFSET 0
+    ) offers
+    WHERE published_at IS NOT NULL
+    GROUP BY contractor_id
+"""
+_CATEGORY_EVENTS_SQL = """
+    SELECT contractor_id, category_id, kind, COUNT(DISTINCT task_id)
+    FROM (
+        SELECT e.contractor_id, e.kind, e.task_id,
+               (SELECT t.category_id FROM tasks_task t WHERE t.id = e.task_id) AS category_id
+        FROM matching_matchevent e
+        WHERE e.contractor_id = ANY(%s::bigint[]) AND e.kind = ANY(%s::text[]) AND e.created_at < %s
+          AND NOT (e.task_id = ANY(%s::bigint[]))
+        OFFSET 0
+    ) events
+    WHERE category_id = ANY(%s::bigint[])
+    GROUP BY contractor_id, category_id, kind
+"""
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -701,18 +1023,23 @@ def _text_similarity(tasks, profiles, titles, ti, ci) -> np.ndarray:
 # --- schedule -----------------------------------------------------------------------------
 
 
-def _schedule(tasks, user_ids, profiles, ti, ci, now):
+def _timeline_range(tasks, now) -> tuple[list[tuple[dt.datetime, dt.datetime]], dt.datetime, dt.datetime]:
+    """Each task's window, and the span of the availability timeline that covers them."""
+    windows = [task_window(t, now) for t in tasks]
+    origin = _floor_slot(min(w[0] for w in windows))
+    last = min(max(w[1] for w in windows), origin + dt.timedelta(days=MAX_TIMELINE_DAYS))
+    return windows, origin, last
+
+
+def _schedule(tasks, user_ids, profiles, ti, ci, windows, origin, last, rows: _Rows):
     """Free hours in each pair's task window over the hours it needs, capped at
     1, and the weekday of the first free slot; on a timeline of SLOT-sized
     cells per contractor: weekly hours, minus busy blocks and other booked jobs."""
     n_pairs = len(ti)
     fit = np.full(n_pairs, NEUTRAL)
     weekday = np.full(n_pairs, -1.0)
-    windows = [task_window(t, now) for t in tasks]
     starts = [w[0] for w in windows]
     ends = [w[1] for w in windows]
-    origin = _floor_slot(min(starts))
-    last = min(max(ends), origin + dt.timedelta(days=MAX_TIMELINE_DAYS))
     n_slots = int(math.ceil((last - origin) / SLOT)) + 1
     slot_seconds = SLOT.total_seconds()
 
@@ -730,7 +1057,7 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
     profile_to_c = {p.profile_id: c_index[p.user_id] for p in profiles if p}
     template = np.zeros((n_c, 7 * slots_per_day), dtype=bool)
     minutes = int(SLOT.total_seconds() // 60)
-    for profile_id, wd, start, end in _weekly_hours(list(profile_to_c)):
+    for profile_id, wd, start, end in rows.weekly:
         a = start // minutes
         b = -(-end // minutes)
         template[profile_to_c[profile_id], wd * slots_per_day + a : wd * slots_per_day + b] = True
@@ -742,28 +1069,12 @@ def _schedule(tasks, user_ids, profiles, ti, ci, now):
         if a < b:
             free[c, a:b] = False
 
-    for uid, start, end in BusyBlock.objects.filter(
-        any_of("user_id", user_ids), ends_at__gt=origin, starts_at__lt=last
-    ).values_list("user_id", "starts_at", "ends_at"):
+    for uid, start, end in rows.busy:
         block(c_index[uid], start, end)
 
-    batch_ids = [t.pk for t in tasks]
-    booked = (
-        Task.objects.filter(any_of("contractor_id", user_ids), status__in=BUSY_STATUSES, assigned_at__lt=now)
-        .exclude(any_of("id", batch_ids))
-        .filter(
-            Q(schedule_type=Task.ScheduleType.WINDOW, window_end__gt=origin - WEEK_LOAD_SPAN, window_start__lt=last + WEEK_LOAD_SPAN)
-            | Q(
-                schedule_type=Task.ScheduleType.FLEXIBLE,
-                deadline__gt=origin - WEEK_LOAD_SPAN,
-                deadline__lt=last + max(WEEK_LOAD_SPAN, dt.timedelta(days=2)),
-            )
-        )
-        .values_list("contractor_id", "schedule_type", "window_start", "window_end", "deadline", "estimated_hours")
-    )
     job_c: list[int] = []
     job_t: list[float] = []
-    for uid, schedule_type, window_start, window_end, deadline, hours in booked:
+    for uid, schedule_type, window_start, window_end, deadline, hours in rows.booked:
         if schedule_type == Task.ScheduleType.WINDOW:
             block(c_index[uid], window_start, window_end)
             when = window_start

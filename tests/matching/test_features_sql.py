@@ -1,0 +1,154 @@
+"""The one-round-trip SQL reads of ``matching.features`` (PostgreSQL) against
+the ORM reads they replaced, on a simulated market: the same rows, the same
+feature values, for serving (now) and for training (as of past moments)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import User
+from matching import features
+from matching.features import FEATURE_NAMES, INDEX, pair_matrix, pairs_matrix
+from matching.models import BusyBlock, Invitation
+from matching.simulate import METROS, simulate
+from reputation.models import Review, TrustScoreHistory
+from tasks.models import Task
+from tests.tasks.factories import TaskFactory
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL path is PostgreSQL's"),
+]
+
+SMALL = {"months": 2, "customers": 12, "contractors": 24, "tasks": 70, "metros": METROS[:1]}
+
+
+def _both(monkeypatch, compute):
+    monkeypatch.setattr(features, "BATCH_SQL", False)
+    features.reset_caches()
+    old = compute()
+    monkeypatch.setattr(features, "BATCH_SQL", True)
+    features.reset_caches()
+    new = compute()
+    return old, new
+
+
+def _assert_same(old, new):
+    (X_old, pairs_old), (X_new, pairs_new) = old, new
+    assert pairs_new == pairs_old
+    for name in FEATURE_NAMES:
+        column = INDEX[name]
+        assert np.array_equal(X_new[:, column], X_old[:, column], equal_nan=True), name
+
+
+def _fetched(fetch, user_ids, tasks, now):
+    windows, origin, last = features._timeline_range(tasks, now)
+    rows = fetch(user_ids, tasks, now, origin, last, now >= timezone.now() - dt.timedelta(minutes=5), True)
+    return {
+        name: sorted(map(tuple, getattr(rows, name)), key=repr)
+        for name in features._Rows.__dataclass_fields__
+        if name != "is_current"
+    }
+
+
+@pytest.fixture
+def market():
+    simulate(seed=3, **SMALL)
+    contractors = list(User.objects.filter(is_contractor=True).order_by("pk"))
+    past = list(Task.objects.exclude(status=Task.Status.DRAFT).order_by("pk"))
+    # Open tasks like the simulated ones (its history ends with none open), then
+    # what the simulation does not make: time off, invitations, a hidden review,
+    # trust history.
+    now = timezone.now()
+    open_tasks = []
+    for n, task in enumerate(past[:16]):
+        window = {"schedule_type": Task.ScheduleType.FLEXIBLE, "deadline": now + dt.timedelta(days=2 + n % 9)}
+        if n % 2:
+            start = now + dt.timedelta(days=n % 6, hours=n)
+            window = {
+                "schedule_type": Task.ScheduleType.WINDOW,
+                "window_start": start,
+                "window_end": start + dt.timedelta(hours=3 + n % 4),
+                "deadline": None,
+            }
+        open_tasks.append(
+            TaskFactory(
+                customer=task.customer,
+                category=task.category,
+                title=task.title,
+                description=task.description,
+                latitude=task.latitude,
+                longitude=task.longitude,
+                budget_cents=task.budget_cents,
+                photos=0,
+                **window,
+            )
+        )
+    tasks = past + open_tasks
+    some = contractors[:6]
+    for n, user in enumerate(some):
+        start = timezone.now() + dt.timedelta(days=1 + n % 3, hours=n)
+        BusyBlock.objects.create(
+            user=user, source=BusyBlock.Source.TIME_OFF, starts_at=start, ends_at=start + dt.timedelta(hours=5)
+        )
+        TrustScoreHistory.objects.create(
+            user=user, score=40 + n, customer_score=50, computed_at=timezone.now() - dt.timedelta(days=20 + n)
+        )
+        for task in open_tasks[n : n + 2]:
+            Invitation.objects.create(task=task, contractor=user, invited_by_id=task.customer_id)
+    first = (
+        Review.objects.filter(role=Review.Role.CUSTOMER_TO_CONTRACTOR, published_at__isnull=False)
+        .order_by("pk")
+        .first()
+    )
+    Review.objects.filter(pk=first.pk).update(hidden_at=timezone.now(), hidden_reason="Abusive")
+    return contractors, tasks
+
+
+def test_sql_reads_give_the_orm_reads_rows_and_features_in_one_round_trip(market, monkeypatch):
+    contractors, tasks = market
+    now = timezone.now()
+    open_tasks = [t for t in tasks if t.status == Task.Status.OPEN]
+    assert open_tasks and len(contractors) == SMALL["contractors"]
+
+    # Serving: every open task against every contractor, as of now.
+    old, new = _both(monkeypatch, lambda: pair_matrix(open_tasks, contractors, now=now))
+    _assert_same(old, new)
+    X = new[0]
+    # The comparison covers real history, not empty tables.
+    for name in (
+        "jobs_done",
+        "rating_count",
+        "category_offers",
+        "category_shown",
+        "customer_jobs",
+        "invited",
+        "week_load",
+    ):
+        assert X[:, INDEX[name]].max() > 0, name
+    assert (X[:, INDEX["schedule_fit"]] < 1).any() and (X[:, INDEX["schedule_fit"]] > 0).any()
+    assert (X[:, INDEX["response_speed"]] != features.NEUTRAL).any()
+
+    # Training: every task (done ones too) against every contractor, as of past moments.
+    user_ids = [u.pk for u in contractors]
+    for days_ago in (40, 15, 3):
+        cutoff = now - dt.timedelta(days=days_ago)
+        pairs = [(t, u) for t in tasks for u in contractors]
+        old, new = _both(monkeypatch, lambda cutoff=cutoff, pairs=pairs: pairs_matrix(pairs, now=cutoff))
+        _assert_same(old, new)
+        assert _fetched(features._fetch_sql, user_ids, tasks, cutoff) == _fetched(
+            features._fetch_orm, user_ids, tasks, cutoff
+        )
+    assert _fetched(features._fetch_sql, user_ids, tasks, now) == _fetched(features._fetch_orm, user_ids, tasks, now)
+
+    # ...in one round trip, once the platform mean is cached (at most every 5 minutes).
+    pair_matrix(open_tasks, contractors)
+    with CaptureQueriesContext(connection) as queries:
+        pair_matrix(open_tasks, contractors)
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
