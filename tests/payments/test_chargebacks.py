@@ -29,25 +29,16 @@ from tests.payments.ledger_support import (  # noqa: F401 - fixture
     gateway_fixture,
     kinds,
 )
-from tests.payments.webhook_helpers import NEW_SECRET, dispute_obj, event, post
+from tests.payments.webhook_helpers import (  # noqa: F401 - fixtures
+    deliver_fixture,
+    dispute_obj,
+    event,
+    post,
+    settle,
+    webhook_secret_fixture,
+)
 from tests.tasks.factories import OfferFactory, TaskFactory
 from tests.tasks.pages_support import text
-
-
-@pytest.fixture(autouse=True)
-def _secrets(settings):
-    settings.STRIPE_WEBHOOK_SECRETS = [NEW_SECRET]
-
-
-@pytest.fixture
-def deliver(client, django_capture_on_commit_callbacks):
-    def _deliver(body):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post(client, body)
-        assert response.status_code == 200
-        return WebhookEvent.objects.get(event_id=body["id"])
-
-    return _deliver
 
 
 def opened(escrow: Escrow, **extra) -> dict:
@@ -57,15 +48,6 @@ def opened(escrow: Escrow, **extra) -> dict:
 def closed(escrow: Escrow, status: str, *, event_id: str | None = None, **extra) -> dict:
     obj = dispute_obj(escrow) | {"status": status} | extra
     return event("charge.dispute.closed", obj, event_id=event_id or f"evt_closed_{obj['id']}_{status}")
-
-
-def settle(django_capture_on_commit_callbacks, rounds: int = 5) -> None:
-    later = timezone.now()
-    for _ in range(rounds):
-        later += dt.timedelta(days=1)
-        with django_capture_on_commit_callbacks(execute=True):
-            if handlers.retry_due_events(now=later) == 0:
-                return
 
 
 def state(escrow: Escrow) -> tuple:

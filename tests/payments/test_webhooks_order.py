@@ -11,7 +11,6 @@ import threading
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from payments import handlers, reconcile, services, webhooks
 from payments.gateway import CardDeclined, get_gateway, simulated
@@ -19,34 +18,17 @@ from payments.gateway.simulated import sign
 from payments.models import Escrow, LedgerTransaction, Refund, WebhookEvent
 from tasks.models import Task
 from tests.payments.factories import EscrowFactory
-from tests.payments.webhook_helpers import NEW_SECRET, dispute_obj, event, intent_obj, post
+from tests.payments.webhook_helpers import (  # noqa: F401 - fixtures
+    NEW_SECRET,
+    deliver_fixture,
+    dispute_obj,
+    event,
+    intent_obj,
+    post,
+    settle,
+    webhook_secret_fixture,
+)
 from tests.tasks.factories import OfferFactory, TaskFactory
-
-
-@pytest.fixture(autouse=True)
-def _secrets(settings):
-    settings.STRIPE_WEBHOOK_SECRETS = [NEW_SECRET]
-
-
-@pytest.fixture
-def deliver(client, django_capture_on_commit_callbacks):
-    def _deliver(body):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post(client, body)
-        assert response.status_code == 200
-        return response
-
-    return _deliver
-
-
-def settle(django_capture_on_commit_callbacks, rounds: int = 5) -> None:
-    """Run the beat retry until nothing is left to retry (bounded)."""
-    later = timezone.now()
-    for _ in range(rounds):
-        later += dt.timedelta(days=1)
-        with django_capture_on_commit_callbacks(execute=True):
-            if handlers.retry_due_events(now=later) == 0:
-                return
 
 
 def state(escrow: Escrow) -> tuple:
