@@ -61,12 +61,18 @@ chromium:
 check-services: $(VENV)/.dev-installed
 	@$(TEST_ENV) $(PY) manage.py check_services
 
+# The non-browser suite runs in TEST_WORKERS processes (pytest-xdist; a whole
+# module per process, as module fixtures expect). Each gets its own test
+# database (test_<name>_gw0...) and Redis db (REDIS_URL's number + its index).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope --durations=15
+
 test: $(VENV)/.dev-installed chromium check-services
-	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q
+	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q $(PYTEST_PARALLEL)
 	$(if $(BROWSER_TESTS),$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest tests/browser -q,@echo "No browser tests yet.")
 
 test-fast: $(VENV)/.dev-installed check-services
-	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q
+	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q $(PYTEST_PARALLEL)
 
 test-browser: $(VENV)/.dev-installed chromium check-services
 	$(if $(BROWSER_TESTS),$(TEST_ENV) DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest tests/browser -q,@echo "No browser tests yet.")

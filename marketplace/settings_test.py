@@ -8,10 +8,29 @@ from __future__ import annotations
 
 import os
 import tempfile
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
+
+
+def _redis_url_for_worker(url: str, worker: str) -> str:
+    """pytest-xdist runs the suite in several processes (``make test``: two):
+    each gets a Redis database of its own (the base number plus the worker's
+    index), because tests clear the cache (FLUSHDB) and run Celery workers on
+    the broker, which must not reach another process's keys or queues.
+    PostgreSQL needs nothing here: pytest-django names each worker's test
+    database after it (test_test_gw0...)."""
+    parts = urlsplit(url)
+    base = int(parts.path.lstrip("/") or 0)
+    index = int(worker.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{(base + index) % 16}"))
+
+
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER.startswith("gw"):
+    os.environ["REDIS_URL"] = _redis_url_for_worker(os.environ["REDIS_URL"], _XDIST_WORKER)
 # pytest-django creates and drops the test database; pooled connections would
 # hold it open. Tests that need concurrency open their own connections.
 os.environ.setdefault("DATABASE_POOL", "false")
@@ -22,6 +41,14 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="bittietasks-media-"))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"bt-test-{os.getpid()}")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"bt-test-{os.getpid()}")
+if _XDIST_WORKER.startswith("gw"):
+    # The workers inherit the controller's environment, where these three were
+    # set when it loaded the settings: uploads, cache keys and channel names
+    # (Redis Pub/Sub channels are not per database) must be the worker's own,
+    # or one process's "nothing was written" check sees the other's files.
+    os.environ["MEDIA_ROOT"] = os.path.join(os.environ["MEDIA_ROOT"], _XDIST_WORKER)
+    os.environ["CACHE_KEY_PREFIX"] += f"-{_XDIST_WORKER}"
+    os.environ["CHANNEL_LAYER_PREFIX"] += f"-{_XDIST_WORKER}"
 # Tests never call the real OpenAI API: the photo-check tests point the client at a local fake.
 os.environ["OPENAI_API_KEY"] = ""
 

@@ -245,6 +245,40 @@ def test_test_mode_uses_postgres_redis_and_locmem_email(settings):
     assert settings.CELERY_TASK_ALWAYS_EAGER is True
 
 
+PRINT_TEST_ISOLATION = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "REDIS_URL": settings.REDIS_URL,
+    "CACHE_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
+    "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+}))
+"""
+
+
+def test_parallel_test_processes_each_get_their_own_redis_db_cache_keys_and_uploads(tmp_path):
+    # make test runs pytest-xdist workers gw0, gw1 with the controller's
+    # environment: one worker's FLUSHDB or upload must not reach the other's.
+    shared = {
+        "DJANGO_SETTINGS_MODULE": "marketplace.settings_test",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "MEDIA_ROOT": str(tmp_path),
+        "CACHE_KEY_PREFIX": "bt-test-1",
+    }
+    seen = {}
+    for worker in ("", "gw0", "gw1"):
+        env = shared | ({"PYTEST_XDIST_WORKER": worker} if worker else {})
+        result = run_python(PRINT_TEST_ISOLATION, env)
+        assert result.returncode == 0, result.stderr
+        seen[worker] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen[""] == {"REDIS_URL": "redis://127.0.0.1:6379/15", "CACHE_PREFIX": "bt-test-1", "MEDIA_ROOT": str(tmp_path)}
+    assert seen["gw0"]["REDIS_URL"] == "redis://127.0.0.1:6379/15"
+    assert seen["gw1"]["REDIS_URL"] == "redis://127.0.0.1:6379/0"  # wraps round Redis's 16 databases
+    assert seen["gw0"]["MEDIA_ROOT"] == str(tmp_path / "gw0")
+    assert seen["gw1"]["MEDIA_ROOT"] == str(tmp_path / "gw1")
+    assert len({s["CACHE_PREFIX"] for s in seen.values()}) == 3
+
+
 def test_env_example_lists_every_variable_the_settings_read():
     source = (BASE_DIR / "marketplace" / "settings.py").read_text()
     read = set(re.findall(r"env_(?:str|bool|int|list)\(\s*\"([A-Z0-9_]+)\"", source))

@@ -654,7 +654,7 @@ def test_customer_cannot_start_with_someone_who_made_no_offer(client, customer, 
     assert Conversation.objects.count() == 0
 
 
-@pytest.mark.parametrize("contractor_value", ["", "not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("contractor_value", ["", "not-a-uuid", "5f0c2a4e-9d1b-4c7e-8a3f-2b6d1e0f9a7c"])
 def test_customer_start_with_missing_or_unknown_contractor(client, customer, task, contractor_value):
     client.force_login(customer)
     response = client.post(url("start", task.public_id), {"contractor": contractor_value})
