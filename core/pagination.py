@@ -14,6 +14,13 @@ budget and relevance sorts order the nearest 200 matches: see
 finding the candidates) and ``sorted_within`` (how many candidates were
 ordered); the paginator uses the former instead of a COUNT and repeats the
 latter, so a page can say "more than 200: the nearest 200, newest first".
+
+A list may also carry a ``page_source``: an object with ``seen(limit)`` (how
+many rows match, counting at most ``limit``) and ``rows(bottom, top)`` (that
+slice of the list). The paginator then counts and reads pages through it
+instead of the queryset: Find work on PostgreSQL does both with hand-written
+SQL (tasks.nearby_sql), because compiling the ORM's statements cost more than
+running them. The queryset stays what everything else (and SQLite) uses.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def _seen(self) -> int:
+        source = getattr(self.object_list, "page_source", None)
+        if source is not None:
+            return source.seen(self.cap + 1)
         # SELECT COUNT(*) FROM (SELECT ... LIMIT cap + 1): stops after cap + 1 rows.
         known = getattr(self.object_list, "known_count", None)
         if known is not None:
@@ -38,6 +48,18 @@ class CappedPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         return min(self._seen, self.cap)
+
+    def page(self, number):
+        source = getattr(self.object_list, "page_source", None)
+        if source is None:
+            return super().page(number)
+        # Paginator.page, reading the slice through the source.
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        return self._get_page(source.rows(bottom, top), number, self)
 
     @property
     def sorted_within(self) -> int | None:

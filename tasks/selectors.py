@@ -57,6 +57,7 @@ from core.pagination import DEFAULT_CAP
 
 from . import state
 from .models import Category, Offer, Task, TaskEvent, TaskPhoto
+from .nearby_sql import NearbySearch, NearestPages, OrderedPages, order_candidates
 from .policies import cancellation_rule
 
 S = Task.Status
@@ -323,6 +324,8 @@ SORTED_WITHIN = DEFAULT_CAP
 # What the migration's GIN index covers; the query must produce this exact
 # expression, so the configuration is part of the SQL text, not a parameter.
 FTS_CONFIG = "english"
+# What the walk reads besides ids for the bounded sorts that order by a column.
+BOUNDED_SORT_COLUMNS = {"newest": "published_at", "budget": "budget_cents"}
 
 
 class _LLToEarth(Func):
@@ -383,7 +386,8 @@ def _as_aware(value: dt.date | dt.datetime, *, end_of_day: bool) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def _category_filter(categories: Iterable[Category | str | int]) -> Q:
+def _category_keys(categories: Iterable[Category | str | int]) -> tuple[list[str], list[int]]:
+    """(slugs, ids) of categories given as slugs, ids or Category objects."""
     slugs, pks = [], []
     for category in categories:
         if isinstance(category, Category):
@@ -392,7 +396,14 @@ def _category_filter(categories: Iterable[Category | str | int]) -> Q:
             pks.append(category)
         else:
             slugs.append(str(category))
-    return Q(category__slug__in=slugs) | Q(category_id__in=pks)
+    return slugs, pks
+
+
+def _use_raw_sql() -> bool:
+    """Find work's walk, capped count and page ids as hand-written SQL
+    (tasks.nearby_sql): on PostgreSQL. SQLite (``make run``) keeps the ORM
+    path, which is also what tests compare the SQL against."""
+    return connection.vendor == "postgresql"
 
 
 def _check_search_args(
@@ -465,6 +476,9 @@ def open_tasks_near(
     (inclusive; a date means the whole day) apply to when the task is
     scheduled: its window start, or its deadline when flexible.
     ``exclude_customer`` (a user): leave out that user's own tasks.
+    On PostgreSQL the result also carries ``page_source`` (tasks.nearby_sql):
+    core.pagination.CappedPaginator counts and reads pages through it with
+    hand-written SQL of the same conditions, not the queryset's compiled SQL.
     Raises ApplicationError (code "invalid_search", with fields) for bad input.
     """
     _check_search_args(latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, sort)
@@ -514,26 +528,33 @@ def open_tasks_near(
         )
         nearest_first = F("distance_km")
 
+    category_keys = None
     if categories is not None:
         categories = list(categories)
         if categories:
-            tasks = tasks.filter(_category_filter(categories))
+            category_keys = _category_keys(categories)
+            slugs, pks = category_keys
+            tasks = tasks.filter(Q(category__slug__in=slugs) | Q(category_id__in=pks))
     if min_budget_cents is not None:
         tasks = tasks.filter(budget_cents__gte=min_budget_cents)
     if max_budget_cents is not None:
         tasks = tasks.filter(budget_cents__lte=max_budget_cents)
-    if date_from is not None or date_to is not None:
+    scheduled_from = _as_aware(date_from, end_of_day=False) if date_from is not None else None
+    scheduled_before = _as_aware(date_to, end_of_day=True) if date_to is not None else None
+    if scheduled_from is not None or scheduled_before is not None:
         tasks = tasks.annotate(
             scheduled_at=Case(
                 When(schedule_type=Task.ScheduleType.WINDOW, then=F("window_start")), default=F("deadline")
             )
         )
-        if date_from is not None:
-            tasks = tasks.filter(scheduled_at__gte=_as_aware(date_from, end_of_day=False))
-        if date_to is not None:
-            tasks = tasks.filter(scheduled_at__lt=_as_aware(date_to, end_of_day=True))
+        if scheduled_from is not None:
+            tasks = tasks.filter(scheduled_at__gte=scheduled_from)
+        if scheduled_before is not None:
+            tasks = tasks.filter(scheduled_at__lt=scheduled_before)
+    excluded_pk = None
     if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
-        tasks = tasks.exclude(customer_id=exclude_customer.pk)
+        excluded_pk = exclude_customer.pk
+        tasks = tasks.exclude(customer_id=excluded_pk)
 
     rank = None
     if q:
@@ -546,6 +567,23 @@ def open_tasks_near(
             rank = Case(When(title__icontains=q, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
         tasks = tasks.annotate(rank=rank)
 
+    search = None
+    if on_postgres and _use_raw_sql():
+        search = NearbySearch(
+            latitude=latitude,
+            longitude=longitude,
+            radius_km=radius_km,
+            category_slugs=tuple(category_keys[0]) if category_keys else None,
+            category_pks=tuple(category_keys[1]) if category_keys else (),
+            min_budget_cents=min_budget_cents,
+            max_budget_cents=max_budget_cents,
+            scheduled_from=scheduled_from,
+            scheduled_before=scheduled_before,
+            q=q,
+            fts_config=FTS_CONFIG,
+            exclude_customer_pk=excluded_pk,
+        )
+
     if sort == "distance":
         # Nothing after the distance: with a tie-breaker the planner sorts
         # every task in the box (cube's fixed 0.1% estimate makes that look
@@ -553,7 +591,12 @@ def open_tasks_near(
         # the LIMIT; measured 93 ms against 0.9 ms in New York at 100,000
         # tasks. Exact ties (tasks at one ZIP centroid) come out in index
         # order, which is stable while the index is unchanged.
-        return tasks.order_by(nearest_first)
+        tasks = tasks.order_by(nearest_first)
+        if search is not None:
+            # CappedPaginator reads pages through this (the queryset stays
+            # for everything else; a clone drops it, as it drops known_count).
+            tasks.page_source = NearestPages(search)
+        return tasks
 
     # Newest, budget and relevance: no index gives "within 25 km" and
     # "highest budget first" at once, and sorting every match in a dense
@@ -563,7 +606,11 @@ def open_tasks_near(
     # nearest first (index-only without a search), fetches their ids and one
     # more: that also answers the count (``known_count``), and pages say when
     # more matched (``sorted_within``; see core.pagination).
-    nearest = list(tasks.order_by(nearest_first).values_list("pk", flat=True)[: SORTED_WITHIN + 1])
+    if search is not None:
+        walked = search.walk(SORTED_WITHIN + 1, sort_column=BOUNDED_SORT_COLUMNS.get(sort))
+        nearest = [c.pk for c in walked]
+    else:
+        nearest = list(tasks.order_by(nearest_first).values_list("pk", flat=True)[: SORTED_WITHIN + 1])
     within = (
         Task.objects.filter(any_of("pk", nearest[:SORTED_WITHIN]))
         .prefetch_related("category", _problem_photos())
@@ -579,4 +626,7 @@ def open_tasks_near(
         within = within.order_by("-rank", "distance_km", "id")
     within.known_count = len(nearest)
     within.sorted_within = SORTED_WITHIN
+    if search is not None:
+        ordered = order_candidates(walked[:SORTED_WITHIN], sort)
+        within.page_source = OrderedPages(ordered, len(nearest), SORTED_WITHIN)
     return within

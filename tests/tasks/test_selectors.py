@@ -372,3 +372,32 @@ def test_bounded_sort_makes_two_queries_and_no_more_for_more_rows(db, django_ass
         task_at(km, title=f"{km} km", photos=1)
     with django_assert_num_queries(4):  # nearest ids; then tasks, categories, photos
         assert len(list(near(sort="newest"))) == 5
+
+
+def explain_walk(queryset) -> str:
+    """The plan of the hand-written walk (tasks.nearby_sql) behind a Find work
+    page on PostgreSQL: the capped count and the page's ids in one statement."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        queryset.page_source.seen(201)
+    (walk,) = captured.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + walk["sql"])
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_sql_walk_reads_the_covering_index_alone_nearest_first(many_open_tasks, contractor):
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX task_open_near_search_gist")  # as above: tiny tables tie the two
+    plan = explain_walk(near(radius_km=25, exclude_customer=contractor))
+    assert "Index Only Scan using task_open_near_covering_gist" in plan, plan
+    assert "Order By: ((ll_to_earth(latitude, longitude))" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+def test_the_sql_walk_of_a_search_checks_the_words_inside_the_gist_index(many_open_tasks):
+    plan = explain_walk(near(radius_km=500, q="leak", sort="distance"))
+    assert "task_open_near_search_gist" in plan, plan
+    assert "Index Cond: (" in plan and "search_document @@" in plan.split("Index Cond:")[1].split("\n")[0], plan
+    assert "Sort" not in plan, plan

@@ -1,0 +1,274 @@
+"""Find work's nearest-matches walk as hand-written, parameterised SQL
+(PostgreSQL only; ``tasks.selectors.open_tasks_near`` decides when).
+
+Why not the ORM: the SQL of a Find work page is small and fast (the walk
+below runs in 1-4 ms at 1,000,000 tasks), but Django compiled it afresh for
+every request, twice (the capped count and the page), and that compilation
+was about half of a request's CPU (bench/profile_nearby.py: ~12 ms of
+SQLCompiler.as_sql per profiled request). Here the statement is a string
+built from the search's few conditions, and the page's rows are then read by
+primary key (also as SQL: compiling those two simple statements cost more
+than running them).
+
+The conditions must stay exactly those of the ORM path in selectors.py (same
+expressions, same operators, same parameters), for two reasons: the results
+must be the same rows in the same order (tests/tasks/test_nearby_sql.py
+compares both ways on PostgreSQL for many filter combinations), and the
+planner uses the partial GiST indexes of migrations 0003/0005 only for the
+indexed expression ``ll_to_earth(latitude, longitude)`` with ``earth_box``'s
+``@>`` and KNN's ``<->`` (tests check the plans with EXPLAIN).
+
+Every value the caller gives travels as a query parameter; the only text put
+into the statement is this module's own (column names, operators).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from django.db import connection
+from django.db.models import Model
+
+from .models import Category, Task, TaskPhoto
+
+# Where the task is, as the GiST indexes store it. Unqualified: the
+# statement reads one table.
+_POINT = "ll_to_earth(latitude, longitude)"
+_HERE = "ll_to_earth(%s, %s)"
+_DISTANCE_KM = f"(earth_distance({_HERE}, {_POINT}) / %s)"
+_QUERY = "websearch_to_tsquery(%s::regconfig, %s)"
+
+
+class Candidate(NamedTuple):
+    """One match of the walk: its primary key, its distance from the search's
+    point (as the ORM's ``distance_km`` annotation computes it), its text rank
+    (searches only) and what a bounded sort orders by."""
+
+    pk: int
+    distance_km: float
+    rank: float | None
+    sort_value: Any
+
+
+@dataclass(frozen=True)
+class NearbySearch:
+    """One Find work search, checked and normalised by open_tasks_near."""
+
+    latitude: float
+    longitude: float
+    radius_km: float
+    category_slugs: tuple[str, ...] | None  # None: any trade
+    category_pks: tuple[int, ...]
+    min_budget_cents: int | None
+    max_budget_cents: int | None
+    scheduled_from: dt.datetime | None  # inclusive
+    scheduled_before: dt.datetime | None  # exclusive
+    q: str  # "" for no search; a search uses fts_config
+    fts_config: str
+    exclude_customer_pk: int | None
+
+    def walk(self, limit: int, *, sort_column: str | None = None) -> list[Candidate]:
+        """The ``limit`` nearest matches, nearest first: one statement, off the
+        GiST index (index-only when nothing but its INCLUDE columns is read).
+        ``sort_column``: also read this column (published_at, budget_cents)."""
+        lat, lon = self.latitude, self.longitude
+        columns = [f"id, {_DISTANCE_KM}"]
+        column_params: list[Any] = [lat, lon, 1000.0]
+        if self.q:
+            columns.append(f"ts_rank(search_document, {_QUERY})")
+            column_params += [self.fts_config, self.q]
+        else:
+            columns.append("NULL")
+        if sort_column is not None:
+            if sort_column not in ("published_at", "budget_cents"):
+                raise ValueError(sort_column)
+            columns.append(sort_column)
+        else:
+            columns.append("NULL")
+
+        # earth_box is a cube around the circle, answerable by the GiST index;
+        # earth_distance then trims its corners.
+        where = [
+            "status = %s",
+            f"earth_box({_HERE}, %s) @> {_POINT}",
+            f"{_DISTANCE_KM} <= %s",
+        ]
+        params: list[Any] = [
+            Task.Status.OPEN.value,
+            lat,
+            lon,
+            self.radius_km * 1000.0,
+            lat,
+            lon,
+            1000.0,
+            self.radius_km,
+        ]
+        if self.category_slugs is not None:
+            # Slugs and ids, as the ORM's Q(category__slug__in) | Q(category_id__in):
+            # the slugs become ids once per statement (an InitPlan), no join.
+            where.append(
+                "category_id = ANY(ARRAY(SELECT c.id FROM tasks_category AS c WHERE c.slug = ANY(%s::text[]))"
+                " || %s::bigint[])"
+            )
+            params += [list(self.category_slugs), list(self.category_pks)]
+        if self.min_budget_cents is not None:
+            where.append("budget_cents >= %s")
+            params.append(self.min_budget_cents)
+        if self.max_budget_cents is not None:
+            where.append("budget_cents <= %s")
+            params.append(self.max_budget_cents)
+        scheduled = "CASE WHEN schedule_type = %s THEN window_start ELSE deadline END"
+        if self.scheduled_from is not None:
+            where.append(f"{scheduled} >= %s")
+            params += [Task.ScheduleType.WINDOW.value, self.scheduled_from]
+        if self.scheduled_before is not None:
+            where.append(f"{scheduled} < %s")
+            params += [Task.ScheduleType.WINDOW.value, self.scheduled_before]
+        if self.exclude_customer_pk is not None:
+            where.append("NOT (customer_id = %s)")
+            params.append(self.exclude_customer_pk)
+        if self.q:
+            where.append(f"search_document @@ {_QUERY}")
+            params += [self.fts_config, self.q]
+
+        # Nothing after the distance in ORDER BY (see selectors.open_tasks_near):
+        # the index hands rows over nearest-first and stops at the LIMIT.
+        sql = (
+            f"SELECT {', '.join(columns)} FROM tasks_task"  # noqa: S608 (this module's text only)
+            f" WHERE {' AND '.join(where)}"
+            f" ORDER BY {_POINT} <-> {_HERE} LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*column_params, *params, lat, lon, int(limit)])
+            return [Candidate(*row) for row in cursor.fetchall()]
+
+
+def order_candidates(candidates: list[Candidate], sort: str) -> list[Candidate]:
+    """The candidates in a bounded sort's order, exactly as the ORM orders
+    them in SQL: newest (published_at DESC NULLS LAST, id DESC), budget
+    (budget DESC, distance, id), relevance (rank DESC, distance, id)."""
+    if sort == "newest":
+        # Stable sorts, least significant key first; reverse keeps ties' order.
+        by_id = sorted(candidates, key=lambda c: c.pk, reverse=True)
+        published = sorted((c for c in by_id if c.sort_value is not None), key=lambda c: c.sort_value, reverse=True)
+        return published + [c for c in by_id if c.sort_value is None]
+    if sort == "budget":
+        return sorted(candidates, key=lambda c: (-c.sort_value, c.distance_km, c.pk))
+    if sort == "relevance":
+        return sorted(candidates, key=lambda c: (-c.rank, c.distance_km, c.pk))
+    raise ValueError(sort)
+
+
+def _columns(model: type[Model], alias: str) -> tuple[str, list[str], list[tuple[int, list]]]:
+    """A model's concrete columns for a SELECT list, their attribute names, and
+    the converters any of them need (what the ORM would apply: none today)."""
+    fields = model._meta.concrete_fields
+    sql = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+    converters = [(i, convs) for i, f in enumerate(fields) if (convs := f.get_db_converters(connection))]
+    return sql, [f.attname for f in fields], converters
+
+
+def _from_db(model: type[Model], names: list[str], converters: list[tuple[int, list]], values: tuple) -> Model:
+    if converters:
+        values = list(values)
+        for i, convs in converters:
+            for convert in convs:
+                values[i] = convert(values[i], None, connection)
+    return model.from_db(connection.alias, names, values)
+
+
+def _page_rows(candidates: list[Candidate]) -> list[Task]:
+    """The candidates' tasks, in the candidates' order, with their distance
+    (and rank), their category and their problem photos (``problem_photos``,
+    as selectors._problem_photos orders them): two statements read by primary
+    key, so their plans do not depend on the search, and nothing to compile.
+    A task taken or cancelled since the walk is left out."""
+    if not candidates:
+        return []
+    task_sql, task_names, task_converters = _columns(Task, "t")
+    category_sql, category_names, category_converters = _columns(Category, "c")
+    photo_sql, photo_names, photo_converters = _columns(TaskPhoto, "p")
+    width = len(task_names)
+    ids = [c.pk for c in candidates]
+    by_pk: dict[int, Task] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {task_sql}, {category_sql} FROM tasks_task AS t"  # noqa: S608 (column names from the models)
+            " JOIN tasks_category AS c ON c.id = t.category_id WHERE t.id = ANY(%s::bigint[]) AND t.status = %s",
+            [ids, Task.Status.OPEN.value],
+        )
+        for row in cursor.fetchall():
+            task = _from_db(Task, task_names, task_converters, row[:width])
+            Task.category.field.set_cached_value(
+                task, _from_db(Category, category_names, category_converters, row[width:])
+            )
+            task.problem_photos = []
+            by_pk[task.pk] = task
+        if by_pk:
+            cursor.execute(
+                f"SELECT {photo_sql} FROM tasks_taskphoto AS p"  # noqa: S608 (column names from the model)
+                " WHERE p.task_id = ANY(%s::bigint[]) AND p.kind = %s ORDER BY p.position, p.created_at",
+                [list(by_pk), TaskPhoto.Kind.PROBLEM.value],
+            )
+            for row in cursor.fetchall():
+                photo = _from_db(TaskPhoto, photo_names, photo_converters, row)
+                task = by_pk[photo.task_id]
+                TaskPhoto.task.field.set_cached_value(photo, task)
+                task.problem_photos.append(photo)
+    out = []
+    for candidate in candidates:
+        task = by_pk.get(candidate.pk)
+        if task is None:
+            continue
+        task.distance_km = candidate.distance_km
+        if candidate.rank is not None:
+            task.rank = candidate.rank
+        out.append(task)
+    return out
+
+
+class NearestPages:
+    """What core.pagination.CappedPaginator reads a nearest-first Find work
+    list through (its ``page_source``): the capped count and the page's ids
+    from one walk of the nearest ``cap + 1`` matches, then the page's rows by
+    primary key. Two statements of fixed text instead of two compiled ones."""
+
+    sorted_within = None
+
+    def __init__(self, search: NearbySearch):
+        self.search = search
+        self._walked: list[Candidate] = []
+        self._limit = 0
+
+    def _walk(self, limit: int) -> list[Candidate]:
+        # Walk again only for more than was asked before, and only if there may be more.
+        if limit > self._limit and (self._limit == 0 or len(self._walked) == self._limit):
+            self._walked = self.search.walk(limit)
+            self._limit = limit
+        return self._walked
+
+    def seen(self, limit: int) -> int:
+        """How many match, counting at most ``limit``."""
+        return min(len(self._walk(limit)), limit)
+
+    def rows(self, bottom: int, top: int) -> list[Task]:
+        return _page_rows(self._walk(max(top, self._limit))[bottom:top])
+
+
+class OrderedPages:
+    """The same for newest, budget and relevance: the nearest matches were
+    walked already (``known`` of them, up to SORTED_WITHIN + 1) and ordered
+    (the first SORTED_WITHIN); a page is a slice of them, read by primary key."""
+
+    def __init__(self, ordered: list[Candidate], known: int, sorted_within: int):
+        self.ordered = ordered
+        self.known = known
+        self.sorted_within = sorted_within
+
+    def seen(self, limit: int) -> int:
+        return self.known
+
+    def rows(self, bottom: int, top: int) -> list[Task]:
+        return _page_rows(self.ordered[bottom:top])
