@@ -6,7 +6,11 @@ open, clustered around real ZIP centroids of 20 US metro areas, then measures
 in the same run, for each size:
 
   (a) orm      tasks.selectors.open_tasks_near(..)[:20], iterated: 3 queries
-               (tasks, categories, photos), as pages and the API run it
+               (tasks, categories, photos): the queryset, compiled by the ORM
+  (a2) page    what pages and the API read: the first page of 20 through
+               core.pagination.CappedPaginator (the capped count and the rows;
+               on PostgreSQL through tasks.nearby_sql since issue 3's fourth
+               pass, the ORM before)
   (b) sql      the bare SQL of the same task query, through psycopg
   (c) scan     the same query with index scans turned off: exact
                earth_distance for every open task, sorted (the baseline)
@@ -415,6 +419,23 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
     samples, found = timed(orm, where)
     out["orm"] = summary(samples)
     out["orm"]["rows_mean"] = statistics.fmean(len(r) for r in found)
+    out["orm_found"] = found
+
+    from core.pagination import CappedPaginator
+
+    def page(point):
+        paginator = CappedPaginator(open_tasks_near(latitude=point[0], longitude=point[1], radius_km=radius_km), 20)
+        return paginator.count, [(t.pk, t.distance_km, t.category_id, len(t.problem_photos)) for t in paginator.page(1)]
+
+    for point in where[:20]:
+        page(point)
+    samples, found = timed(page, where)
+    out["page"] = summary(samples)
+    out["page"]["rows_mean"] = statistics.fmean(len(r[1]) for r in found)
+    # The page must be (a)'s rows, with the same distances, or it measures something else.
+    orm_rows = [[(pk, d) for pk, d, _ in rows] for rows in out.pop("orm_found")]
+    same = sum(1 for a, b in zip(orm_rows, found, strict=True) if a == [(pk, d) for pk, d, _, _ in b[1]])
+    out["page"]["same_answers"] = f"{same}/{len(found)}"
 
     samples, found = timed(lambda p: orm(p, q="leak"), where)
     out["search"] = summary(samples)
@@ -646,6 +667,9 @@ def report(size: int, q: dict, api: dict | None, fill_s: float, args) -> str:
         lines.append(f"| {name} | {s['n']} | {s['p50']:.2f} | {s['p95']:.2f} | {s['p99']:.2f} | {s['mean']:.2f} | {notes} |")
 
     row("(a) ORM open_tasks_near, 20 rows (3 queries: tasks, categories, photos)", q["orm"], f"{q['orm']['rows_mean']:.1f} rows on average")
+    if "page" in q:
+        row("(a2) first page through CappedPaginator (capped count + 20 rows), as the API reads it", q["page"],
+            f"{q['page']['rows_mean']:.1f} rows on average; same rows and distances as (a): {q['page']['same_answers']}")
     row("(b) bare SQL of (a)'s task query (psycopg)", q["sql"], "GiST KNN")
     row("(c) full scan: exact distance for every open task", q["scan"], f"index scans off; same answers {q['scan']['same_answers']}")
     row("(d) ORM with q=\"leak\" (full-text, ranked among the nearest 200 matches)", q["search"],
