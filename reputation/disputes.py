@@ -44,6 +44,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.services import user_require_verified
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from core.files import atomic_with_files, file_stored
 from core.images import ImageRejected, clean_image
 from messaging.notifications import notify
 from payments.models import Chargeback, Escrow
@@ -260,6 +261,7 @@ def _store_photos(dispute: Dispute, by: User, photos: Sequence[Any], *, field: s
     for image in cleaned:
         row = DisputeEvidence(dispute=dispute, by=by, width=image.width, height=image.height)
         row.photo.save("evidence.jpg", ContentFile(image.content.read()), save=False)
+        file_stored(row.photo)
         row.save()
         rows.append(row)
     return rows
@@ -270,7 +272,7 @@ def _validate_photos_early(photos: Sequence[Any], field: str = "photos") -> None
         raise _invalid({field: [_("Attach at most %(n)d photos.") % {"n": MAX_EVIDENCE_PHOTOS}]})
 
 
-@transaction.atomic
+@atomic_with_files()
 def dispute_open(
     task: Task, *, by: User, reason: str, text: str, evidence: Sequence[Any] = ()
 ) -> Dispute:
@@ -364,7 +366,7 @@ def _payments():
 # --- evidence, response, proposals --------------------------------------------------
 
 
-@transaction.atomic
+@atomic_with_files()
 def dispute_add_evidence(dispute: Dispute, *, by: User, text: str = "", photos: Sequence[Any] = ()) -> list[DisputeEvidence]:
     """A party adds text and/or photos while the dispute is open."""
     user_require_verified(by)

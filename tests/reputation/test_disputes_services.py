@@ -5,8 +5,10 @@ deadlines. Money outcomes are in test_disputes_money.py."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
@@ -290,6 +292,37 @@ def test_fake_image_evidence_refused(dispute, contractor):
         disputes.dispute_add_evidence(dispute, by=contractor, text="Here is a photo.", photos=[fake_image()])
     assert "photos" in exc.value.fields
     assert row_counts() == before
+
+
+def stored_evidence_files() -> set[str]:
+    root = os.path.join(settings.MEDIA_ROOT, "disputes")
+    return {os.path.join(folder, name) for folder, _dirs, names in os.walk(root) for name in names}
+
+
+def broken(*args, **kwargs):
+    raise RuntimeError("a later step fell over")
+
+
+def test_a_failure_after_the_photos_are_stored_leaves_no_files(task, customer, dispute, contractor, monkeypatch):
+    # Opening and adding evidence store the photos before the event and the
+    # notifications: if a later step fails, the rows roll back and so do the files.
+    before_files, before_rows = stored_evidence_files(), row_counts()
+    monkeypatch.setattr(disputes, "_notify_parties", broken)
+    with pytest.raises(RuntimeError):
+        disputes.dispute_add_evidence(dispute, by=contractor, text="Two photos.", photos=[jpeg_upload(), jpeg_upload()])
+    assert stored_evidence_files() == before_files
+    assert row_counts() == before_rows
+
+
+def test_a_failure_while_opening_leaves_no_photo_behind(task, customer, monkeypatch):
+    before_files, before_rows = stored_evidence_files(), row_counts()
+    monkeypatch.setattr(disputes, "_event", broken)
+    with pytest.raises(RuntimeError):
+        disputes.dispute_open(task, by=customer, reason="poor_quality", text=TEXT, evidence=[jpeg_upload()])
+    assert stored_evidence_files() == before_files
+    assert row_counts() == before_rows
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUBMITTED
 
 
 # --- settle without money -------------------------------------------------------------
