@@ -25,6 +25,7 @@ into the statement is this module's own (column names, operators).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -161,9 +162,11 @@ def order_candidates(candidates: list[Candidate], sort: str) -> list[Candidate]:
     raise ValueError(sort)
 
 
+@functools.cache
 def _columns(model: type[Model], alias: str) -> tuple[str, list[str], list[tuple[int, list]]]:
     """A model's concrete columns for a SELECT list, their attribute names, and
-    the converters any of them need (what the ORM would apply: none today)."""
+    the converters any of them need (what the ORM would apply: none today).
+    Worked out once per process, like the rest of the statements' text."""
     fields = model._meta.concrete_fields
     sql = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
     converters = [(i, convs) for i, f in enumerate(fields) if (convs := f.get_db_converters(connection))]
@@ -199,11 +202,16 @@ def _page_rows(candidates: list[Candidate]) -> list[Task]:
             " JOIN tasks_category AS c ON c.id = t.category_id WHERE t.id = ANY(%s::bigint[]) AND t.status = %s",
             [ids, Task.Status.OPEN.value],
         )
+        categories: dict[int, Category] = {}
         for row in cursor.fetchall():
             task = _from_db(Task, task_names, task_converters, row[:width])
-            Task.category.field.set_cached_value(
-                task, _from_db(Category, category_names, category_converters, row[width:])
-            )
+            # One instance per category, as the ORM path's prefetch gives.
+            category = categories.get(task.category_id)
+            if category is None:
+                category = categories[task.category_id] = _from_db(
+                    Category, category_names, category_converters, row[width:]
+                )
+            Task.category.field.set_cached_value(task, category)
             task.problem_photos = []
             by_pk[task.pk] = task
         if by_pk:
