@@ -2,9 +2,12 @@
 
 ``pair_matrix(tasks, contractors)`` scores the cross product; ``pairs_matrix``
 takes explicit pairs (training, evaluation). Both cost a fixed number of
-queries per call (about a dozen, whatever the number of pairs): every
-per-contractor or per-(contractor, category) figure is one grouped query, then
-numpy arrays are gathered per pair. Nothing here writes.
+statements per call (16-17, whatever the number of pairs): every
+per-contractor or per-(contractor, category) figure is one grouped statement,
+then numpy arrays are gathered per pair. On PostgreSQL the statements are plain
+SQL sent in one round trip (``_fetch_sql``); elsewhere they are ORM queries
+(``_fetch_orm``, also the reference the SQL is tested against). Nothing here
+writes.
 
 History features (ratings, jobs done, prices, offers, skips) only count what
 happened before ``now`` and never the pair's own task, so a model trained on
