@@ -509,7 +509,8 @@ def _fetch_sql(user_ids, tasks, now, origin, last, is_current, need_own) -> _Row
     users = _ids(user_ids)
     task_ids = _ids(t.pk for t in tasks)
     categories = _ids({t.category_id for t in tasks})
-    customers = _ids({t.customer_id for t in tasks})
+    customer_ids = {t.customer_id for t in tasks}
+    customers = _ids(customer_ids)
     K = MatchEvent.Kind
     S = Task.Status
     to_contractor = str(Review.Role.CUSTOMER_TO_CONTRACTOR)
@@ -588,25 +589,7 @@ def _fetch_sql(user_ids, tasks, now, origin, last, is_current, need_own) -> _Row
             "customer_events",
             # (customer, contractor): their hires, 4+ star outcomes, and offers on
             # which someone else was hired, distinct tasks, before now.
-            """
-            SELECT customer_id, contractor_id,
-                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
-                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
-                   COUNT(DISTINCT task_id) FILTER (WHERE kind = %s AND EXISTS (
-                       SELECT 1 FROM matching_matchevent u
-                       WHERE u.created_at < %s AND u.kind = %s AND u.task_id = events.task_id
-                         AND NOT (u.contractor_id = events.contractor_id)))
-            FROM (
-                SELECT e.contractor_id, e.kind, e.task_id,
-                       (SELECT t.customer_id FROM tasks_task t WHERE t.id = e.task_id) AS customer_id
-                FROM matching_matchevent e
-                WHERE e.contractor_id = ANY(%s::bigint[]) AND e.created_at < %s
-                  AND NOT (e.task_id = ANY(%s::bigint[])) AND e.kind = ANY(%s::text[])
-                OFFSET 0
-            ) events
-            WHERE customer_id = ANY(%s::bigint[])
-            GROUP BY 1, 2
-            """,
+            _CUSTOMER_EVENTS_BY_CUSTOMER if len(customer_ids) < len(user_ids) else _CUSTOMER_EVENTS_BY_CONTRACTOR,
             [
                 str(K.ACCEPTED), str(K.WELL_REVIEWED), str(K.OFFERED), now, str(K.ACCEPTED), users, now, task_ids,
                 _text_array([K.ACCEPTED, K.WELL_REVIEWED, K.OFFERED]), customers,
@@ -656,6 +639,49 @@ def _fetch_sql(user_ids, tasks, now, origin, last, is_current, need_own) -> _Row
     results = _run_batch(statements)
     results.setdefault("own_done", [])
     return _Rows(is_current=is_current, **results)
+
+
+# The events of ``customer_events``: the contractors' events on the customers'
+# tasks. With fewer customers than contractors (one task against 400 pros) a
+# join, which the planner drives from the customers' tasks (3.0 -> 0.9 ms);
+# with more (400 tasks of ~300 customers against one contractor) each event's
+# customer by a primary-key lookup, which joined scanned the tasks (0.9 -> 2 ms).
+_CUSTOMER_EVENTS_BY_CUSTOMER = """
+    SELECT customer_id, contractor_id,
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s AND EXISTS (
+               SELECT 1 FROM matching_matchevent u
+               WHERE u.created_at < %s AND u.kind = %s AND u.task_id = events.task_id
+                 AND NOT (u.contractor_id = events.contractor_id)))
+    FROM (
+        SELECT e.contractor_id, e.kind, e.task_id, t.customer_id
+        FROM matching_matchevent e JOIN tasks_task t ON t.id = e.task_id
+        WHERE e.contractor_id = ANY(%s::bigint[]) AND e.created_at < %s
+          AND NOT (e.task_id = ANY(%s::bigint[])) AND e.kind = ANY(%s::text[])
+          AND t.customer_id = ANY(%s::bigint[])
+    ) events
+    GROUP BY 1, 2
+"""
+_CUSTOMER_EVENTS_BY_CONTRACTOR = """
+    SELECT customer_id, contractor_id,
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s),
+           COUNT(DISTINCT task_id) FILTER (WHERE kind = %s AND EXISTS (
+               SELECT 1 FROM matching_matchevent u
+               WHERE u.created_at < %s AND u.kind = %s AND u.task_id = events.task_id
+                 AND NOT (u.contractor_id = events.contractor_id)))
+    FROM (
+        SELECT e.contractor_id, e.kind, e.task_id,
+               (SELECT t.customer_id FROM tasks_task t WHERE t.id = e.task_id) AS customer_id
+        FROM matching_matchevent e
+        WHERE e.contractor_id = ANY(%s::bigint[]) AND e.created_at < %s
+          AND NOT (e.task_id = ANY(%s::bigint[])) AND e.kind = ANY(%s::text[])
+        OFFSET 0
+    ) events
+    WHERE customer_id = ANY(%s::bigint[])
+    GROUP BY 1, 2
+"""
 
 
 def _text_array(values) -> str:

@@ -17,7 +17,7 @@ from matching import features
 from matching.features import FEATURE_NAMES, INDEX, pair_matrix, pairs_matrix
 from matching.models import BusyBlock, Invitation
 from matching.simulate import METROS, simulate
-from reputation.models import Review, TrustScoreHistory
+from reputation.models import Review, TrustScore, TrustScoreHistory
 from tasks.models import Task
 from tests.tasks.factories import TaskFactory
 
@@ -64,7 +64,7 @@ def market():
     past = list(Task.objects.exclude(status=Task.Status.DRAFT).order_by("pk"))
     # Open tasks like the simulated ones (its history ends with none open), then
     # what the simulation does not make: time off, invitations, a hidden review,
-    # trust history.
+    # trust scores and their history.
     now = timezone.now()
     open_tasks = []
     for n, task in enumerate(past[:16]):
@@ -97,6 +97,7 @@ def market():
         BusyBlock.objects.create(
             user=user, source=BusyBlock.Source.TIME_OFF, starts_at=start, ends_at=start + dt.timedelta(hours=5)
         )
+        TrustScore.objects.update_or_create(user=user, defaults={"score": 60 + n})
         TrustScoreHistory.objects.create(
             user=user, score=40 + n, customer_score=50, computed_at=timezone.now() - dt.timedelta(days=20 + n)
         )
@@ -135,17 +136,45 @@ def test_sql_reads_give_the_orm_reads_rows_and_features_in_one_round_trip(market
     assert (X[:, INDEX["schedule_fit"]] < 1).any() and (X[:, INDEX["schedule_fit"]] > 0).any()
     assert (X[:, INDEX["response_speed"]] != features.NEUTRAL).any()
 
-    # Training: every task (done ones too) against every contractor, as of past moments.
+    # Training: tasks posted after a past moment (the batch's own tasks never
+    # count towards history, so the rest of the market is the history) against
+    # every contractor, as of that moment.
     user_ids = [u.pk for u in contractors]
     for days_ago in (40, 15, 3):
         cutoff = now - dt.timedelta(days=days_ago)
-        pairs = [(t, u) for t in tasks for u in contractors]
+        batch = [t for t in tasks if t.published_at and t.published_at >= cutoff]
+        pairs = [(t, u) for t in batch for u in contractors]
         old, new = _both(monkeypatch, lambda cutoff=cutoff, pairs=pairs: pairs_matrix(pairs, now=cutoff))
         _assert_same(old, new)
-        assert _fetched(features._fetch_sql, user_ids, tasks, cutoff) == _fetched(
-            features._fetch_orm, user_ids, tasks, cutoff
-        )
-    assert _fetched(features._fetch_sql, user_ids, tasks, now) == _fetched(features._fetch_orm, user_ids, tasks, now)
+        rows = _fetched(features._fetch_sql, user_ids, batch, cutoff)
+        assert rows == _fetched(features._fetch_orm, user_ids, batch, cutoff)
+    serving = _fetched(features._fetch_sql, user_ids, open_tasks, now)
+    assert serving == _fetched(features._fetch_orm, user_ids, open_tasks, now)
+    for name in (
+        "jobs",
+        "prices",
+        "titles",
+        "reviews",
+        "trust",
+        "offer_medians",
+        "category_events",
+        "customer_events",
+        "busy",
+        "invited",
+    ):
+        assert serving[name], name
+
+    # A customer's history with the contractors is read two ways: from the
+    # customers' tasks when they are fewer than the contractors (above), from
+    # the contractors' events when not (a few contractors against more customers).
+    customers = {t.customer_id for t in open_tasks}
+    few = list(dict.fromkeys(row[1] for row in serving["customer_events"]))[:2]
+    assert len(customers) < len(contractors) and len(few) < len(customers)
+    few_users = [u for u in contractors if u.pk in few]
+    rows = _fetched(features._fetch_sql, few, open_tasks, now)
+    assert rows["customer_events"] and rows == _fetched(features._fetch_orm, few, open_tasks, now)
+    old, new = _both(monkeypatch, lambda: pair_matrix(open_tasks, few_users, now=now))
+    _assert_same(old, new)
 
     # ...in one round trip, once the platform mean is cached (at most every 5 minutes).
     pair_matrix(open_tasks, contractors)
