@@ -81,6 +81,22 @@ def send_to_group(group: str, event: dict[str, Any], *, what: str) -> bool:
     return True
 
 
+_in_flight: set[asyncio.Task] = set()
+
+
+def send_from_loop(group: str, event: dict[str, Any], *, what: str) -> None:
+    """From code running on the event loop (after its write committed): send
+    ``event`` to ``group`` without waiting for it, failures logged (``what`` as
+    in ``send_to_group``). The publish starts on the loop's next turn, in the
+    order of the calls."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    task = asyncio.get_running_loop().create_task(_send_logged(layer, group, event, what))
+    _in_flight.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_in_flight.discard)
+
+
 def group_send(group: str, event: dict[str, Any]) -> bool:
     """Send ``event`` to ``group``; False (logged) when the layer is unreachable
     (queued, True, from a server's worker thread: see the module docstring)."""

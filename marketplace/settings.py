@@ -107,6 +107,10 @@ DATABASES = {
 # socket consumers' database threads (SOCKET_DB_THREADS, messaging/consumers.py)
 # plus Django's one thread for sync views, plus headroom.
 SOCKET_DB_THREADS = env_int("SOCKET_DB_THREADS", 4, minimum=1)
+# Besides that pool, a chat socket's text message is saved by one statement sent
+# from the event loop itself (core/async_db.py): this many async connections per
+# server process, outside DATABASE_POOL_MAX.
+SOCKET_DB_ASYNC_CONNECTIONS = env_int("SOCKET_DB_ASYNC_CONNECTIONS", 4, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

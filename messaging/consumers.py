@@ -3,8 +3,9 @@
 A thin transport. It authenticates from the session (``scope["user"]``, filled
 by ``AuthMiddlewareStack`` behind ``AllowedHostsOriginValidator``), checks
 access with the selector the pages use, joins group ``conv.<public_id>``, calls
-the services through ``database_sync_to_async`` and forwards the events they
-emit after commit. It never writes a model itself.
+the services through ``database_sync_to_async`` (a text message's save from the
+event loop itself: ``services.message_send_from_loop``) and forwards the events
+they emit after commit. It never writes a model itself.
 
 Frames (JSON text), client -> server::
 
@@ -369,7 +370,11 @@ class ConversationConsumer(DispatchOnTheLoop, AsyncJsonWebsocketConsumer):
             await self._error("invalid", _("A message needs a client_id and a body."), client_id=client_id)
             return
         try:
-            message, _created = await db(self._send_message)(client_id, body)
+            # From the loop (one statement, no thread); a resend, or SQLite, in a thread.
+            sent = await services.message_send_from_loop(
+                self.conversation, by=self.user, body=body, client_id=client_id
+            )
+            message, _created = sent if sent is not None else await db(self._send_message)(client_id, body)
         except ApplicationError as error:
             await self._error(error.code, str(error.message), client_id=client_id, fields=error.fields)
             return

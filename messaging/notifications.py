@@ -212,11 +212,21 @@ def unsubscribe_apply(token: str) -> Unsubscribe:
 # --- Writing and reading notifications --------------------------------------
 
 
+def kind_label(kind: str) -> str:
+    """The kind's label in the active language (the kind itself if unknown).
+    Not ``get_kind_display()``: that rebuilds a dict of every choice on each
+    call, measurable on the chat socket's send path (bench/bench_chat.py)."""
+    try:
+        return str(Notification.Kind(kind).label)
+    except ValueError:
+        return kind
+
+
 def notification_payload(notification: Notification) -> dict[str, Any]:
     return {
         "id": str(notification.public_id),
         "kind": notification.kind,
-        "kind_label": str(notification.get_kind_display()),
+        "kind_label": kind_label(notification.kind),
         "title": notification.title,
         "body": notification.body,
         "url": notification.url,

@@ -242,6 +242,63 @@ async def test_duplicate_client_id_saved_once_and_acked_with_the_same_seq(conver
     await bob.disconnect()
 
 
+async def test_same_message_from_two_tabs_at_once_saved_once(conversation, dana_headers, bob_headers):
+    # Two of Dana's tabs resend the same unacked message at the same moment.
+    tabs = [await _open(_path(conversation), dana_headers) for _ in range(2)]
+    bob = await _open(_path(conversation), bob_headers)
+    client_id = str(uuid.uuid4())
+
+    await asyncio.gather(*(tab.send_json_to(_send_frame("Only once, please", client_id)) for tab in tabs))
+    acks = [(await _frames_until(tab, "ack"))[-1] for tab in tabs]
+
+    assert acks == [{"type": "ack", "client_id": client_id, "seq": 1}] * 2
+    assert await _count(conversation=conversation) == 1
+    frame = await bob.receive_json_from(timeout=TIMEOUT)
+    assert (frame["message"]["seq"], frame["message"]["body"]) == (1, "Only once, please")
+    assert await bob.receive_nothing(timeout=0.3)
+    for communicator in (*tabs, bob):
+        await communicator.disconnect()
+
+
+async def test_a_socket_message_marks_it_read_for_the_sender_and_notifies_the_other(
+    conversation, task, dana_headers, bob_headers, customer, contractor
+):
+    from django.urls import reverse
+
+    from messaging.models import Notification
+
+    dana = await _open(_path(conversation), dana_headers)
+    bob_bell = WebsocketCommunicator(application, "/ws/notifications/", headers=bob_headers)
+    assert (await bob_bell.connect(timeout=TIMEOUT))[0]
+    assert await bob_bell.receive_json_from(timeout=TIMEOUT) == {"type": "unread", "unread": 0}
+
+    await dana.send_json_to(_send_frame("The tap drips again"))
+    assert (await _frames_until(dana, "ack"))[-1]["seq"] == 1
+
+    frame = await bob_bell.receive_json_from(timeout=TIMEOUT)
+    notice = await database_sync_to_async(Notification.objects.get)(user=contractor)
+    assert (notice.kind, notice.body, notice.read_at) == ("new_message", "The tap drips again", None)
+    assert frame == {
+        "type": "notification",
+        "unread": 1,
+        "notification": {
+            "id": str(notice.public_id),
+            "kind": "new_message",
+            "kind_label": "New message",
+            "title": "New message from Dana Lee",
+            "body": "The tap drips again",
+            "url": notice.url,
+            "created_at": notice.created_at.isoformat(),
+            "read": False,
+        },
+    }
+    assert notice.url == reverse("tasks:detail", args=[task.public_id])
+    state = await database_sync_to_async(ReadState.objects.get)(conversation=conversation, user=customer)
+    assert state.last_read_seq == 1
+    await dana.disconnect()
+    await bob_bell.disconnect()
+
+
 # --- Bad frames ---------------------------------------------------------------------------
 
 
