@@ -457,6 +457,8 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
         result["reconnect_sent"] = len(stats.sent_at) - sent_before
         result["gap"] = await asyncio.to_thread(gap_check, clients, len(ALL_SENT | set(stats.sent_at)))
         result["duplicate_frames"] = stats.duplicate_frames
+        result["reconnect_errors"] = dict(stats.errors)  # error frames of both phases
+        result["unacked_at_check"] = sum(len(c.unacked) for c in clients)
         result["handshake_failures"] = dict(stats.handshake_failures)
         result["reconnect_load_after"] = loadavg()
     ALL_SENT.update(stats.sent_at)
@@ -593,6 +595,10 @@ def main() -> None:
             f" duplicate frames (dropped by the client by seq) {last['duplicate_frames']}"
         )
         print(f"gap check: {json.dumps(last['gap'])}")
+        print(
+            f"error frames (both phases): {last['reconnect_errors']}; sends still unacked at the check:"
+            f" {last['unacked_at_check']}; handshake failures: {last['handshake_failures']}"
+        )
         print(f"load average during the reconnect run {last['reconnect_load_before']} -> {last['reconnect_load_after']}")
     print(f"server RSS at exit {peak_rss:.0f} MB")
 
