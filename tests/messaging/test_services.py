@@ -409,6 +409,20 @@ def test_in_app_off_for_new_messages_saves_the_message_without_a_notification(
 
 
 @pytest.mark.django_db
+def test_the_notification_shows_the_first_140_characters(conversation, customer, contractor):
+    short = "Cafe\u0301 at 9?"  # decomposed accent: shown composed, as before
+    exact = "x" * 140
+    long = "Can you also look at the boiler? " * 10
+    for body in (short, exact, long):
+        _send(conversation, customer, body)
+
+    previews = list(Notification.objects.filter(user=contractor).order_by("id").values_list("body", flat=True))
+    assert previews[:2] == ["Caf\u00e9 at 9?", exact]
+    assert len(previews[2]) == 140 and previews[2].endswith("\u2026")
+    assert long.startswith(previews[2][:-1])
+
+
+@pytest.mark.django_db
 def test_no_notification_for_a_deactivated_recipient(conversation, customer, contractor, pushes):
     contractor.is_active = False
     contractor.save(update_fields=["is_active"])
