@@ -36,10 +36,10 @@ from django.utils.translation import gettext  # noqa: E402
 get_resolver().reverse_dict  # noqa: B018 - builds the reverse lookup table
 gettext("Messages")
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from core.socket_sessions import AuthMiddlewareStack  # noqa: E402
 from marketplace.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
