@@ -194,6 +194,7 @@ class Stats:
         self.errors: collections.Counter[str] = collections.Counter()
         self.duplicate_frames = 0
         self.handshake_failures: collections.Counter[str] = collections.Counter()
+        self.server_closes: collections.Counter[str] = collections.Counter()  # sockets the server closed, by code
         self.measuring = True
 
 
@@ -254,8 +255,10 @@ class ChatClient:
                     self.unacked.pop(frame["client_id"], None)
                 elif kind == "error":
                     self.stats.errors[frame["code"]] += 1
-        except Exception:  # noqa: BLE001 - a dropped socket ends the reader
-            return
+        except Exception:  # noqa: BLE001, S110 - the socket closed (drop() cancels this task instead)
+            pass
+        # Closed, and not by drop(): by the server, or by close() at the end of a run.
+        self.stats.server_closes[str(getattr(self.ws, "close_code", None))] += 1
 
     async def send(self, body: str, client_id: str | None = None) -> None:
         client_id = client_id or str(uuid.uuid4())
@@ -459,6 +462,8 @@ async def run_size(n: int, cast, port: int, redis_url: str, server_pid: int, arg
         result["duplicate_frames"] = stats.duplicate_frames
         result["reconnect_errors"] = dict(stats.errors)  # error frames of both phases
         result["unacked_at_check"] = sum(len(c.unacked) for c in clients)
+        result["server_closes"] = dict(stats.server_closes)
+        result["not_reconnected"] = sum(1 for c in drops if c.ws is None)
         result["handshake_failures"] = dict(stats.handshake_failures)
         result["reconnect_load_after"] = loadavg()
     ALL_SENT.update(stats.sent_at)
@@ -597,7 +602,8 @@ def main() -> None:
         print(f"gap check: {json.dumps(last['gap'])}")
         print(
             f"error frames (both phases): {last['reconnect_errors']}; sends still unacked at the check:"
-            f" {last['unacked_at_check']}; handshake failures: {last['handshake_failures']}"
+            f" {last['unacked_at_check']}; handshake failures: {last['handshake_failures']}; sockets closed by the"
+            f" server: {last['server_closes']}; dropped clients not reconnected: {last['not_reconnected']}"
         )
         print(f"load average during the reconnect run {last['reconnect_load_before']} -> {last['reconnect_load_after']}")
     print(f"server RSS at exit {peak_rss:.0f} MB")
