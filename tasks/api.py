@@ -271,6 +271,12 @@ class NearbyTasksView(TasksListAPIView):
     pagination_class = CappedPagination
 
     def get_queryset(self) -> QuerySet[Task]:
+        return self._find_work(pages_only=False)
+
+    def _find_work(self, *, pages_only: bool) -> Any:
+        """The list asked for. ``pages_only``: it will only be paged through,
+        so for the sorts other than best match it may be just
+        selectors.open_task_pages_near's page source (no ORM queryset)."""
         user = self.request.user
         require_contractor(user)
         params = self.request.query_params.copy()
@@ -294,7 +300,9 @@ class NearbyTasksView(TasksListAPIView):
             if radius_km is None:
                 radius_km = profile.service_radius_km if profile is not None else 25
         self.origin = (latitude, longitude)
-        tasks = selectors.open_tasks_near(
+        best_match = args["sort"] == "best_match"
+        find = selectors.open_task_pages_near if pages_only and not best_match else selectors.open_tasks_near
+        tasks = find(
             latitude=latitude,
             longitude=longitude,
             radius_km=radius_km,
@@ -304,10 +312,10 @@ class NearbyTasksView(TasksListAPIView):
             date_from=args.get("date_from"),
             date_to=args.get("date_to"),
             q=args.get("q"),
-            sort="distance" if args["sort"] == "best_match" else args["sort"],
+            sort="distance" if best_match else args["sort"],
             exclude_customer=user,
         )
-        if args["sort"] == "best_match":
+        if best_match:
             return matching_selectors.ranked_tasks_for(user, tasks)
         return tasks
 
@@ -317,7 +325,7 @@ class NearbyTasksView(TasksListAPIView):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # NearbyTaskSerializer documents the rows; nearby_task_list builds the
         # same dicts without DRF's per-field machinery (tested to be equal).
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self._find_work(pages_only=True))
         return self.get_paginated_response(nearby_task_list(page, request=request, origin=self.origin))
 
     @extend_schema(

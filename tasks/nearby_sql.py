@@ -237,7 +237,16 @@ def _page_rows(candidates: list[Candidate]) -> list[Task]:
     return out
 
 
-class NearestPages:
+class _Pages:
+    """A page source is also a list CappedPaginator can page through by
+    itself (selectors.open_task_pages_near returns one, no queryset)."""
+
+    @property
+    def page_source(self):
+        return self
+
+
+class NearestPages(_Pages):
     """What core.pagination.CappedPaginator reads a nearest-first Find work
     list through (its ``page_source``): the capped count and the page's ids
     from one walk of the nearest ``cap + 1`` matches, then the page's rows by
@@ -265,7 +274,7 @@ class NearestPages:
         return _page_rows(self._walk(max(top, self._limit))[bottom:top])
 
 
-class OrderedPages:
+class OrderedPages(_Pages):
     """The same for newest, budget and relevance: the nearest matches were
     walked already (``known`` of them, up to SORTED_WITHIN + 1) and ordered
     (the first SORTED_WITHIN); a page is a slice of them, read by primary key."""

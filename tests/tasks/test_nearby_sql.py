@@ -11,9 +11,11 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
+from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.errors import ApplicationError
 from core.pagination import CappedPaginator
 from tasks import selectors
 from tasks.models import Task
@@ -77,14 +79,15 @@ def columns(row) -> tuple:
     return tuple(getattr(row, field.attname) for field in row._meta.concrete_fields)
 
 
-def listing(raw: bool, monkeypatch, *, per_page: int, **kwargs) -> dict:
+def listing(raw: bool, monkeypatch, *, per_page: int, pages_only: bool = False, **kwargs) -> dict:
     """Everything a reader of Find work's pages sees, through CappedPaginator,
-    with the hand-written SQL on (raw) or off (the ORM path)."""
+    with the hand-written SQL on (raw) or off (the ORM path). ``pages_only``:
+    through open_task_pages_near (no queryset at all when raw), as the API."""
     monkeypatch.setattr(selectors, "_use_raw_sql", lambda: raw)
-    queryset = selectors.open_tasks_near(
-        latitude=HERE_LAT, longitude=HERE_LON, radius_km=kwargs.pop("radius_km", 30), **kwargs
-    )
+    find = selectors.open_task_pages_near if pages_only else selectors.open_tasks_near
+    queryset = find(latitude=HERE_LAT, longitude=HERE_LON, radius_km=kwargs.pop("radius_km", 30), **kwargs)
     assert hasattr(queryset, "page_source") is raw
+    assert isinstance(queryset, QuerySet) is not (raw and pages_only)
     paginator = CappedPaginator(queryset, per_page)
     pages = [
         [
@@ -149,6 +152,8 @@ def test_the_sql_path_gives_what_the_orm_path_gives(mixed, monkeypatch, name, ma
         orm = listing(False, monkeypatch, per_page=5, sort=sort, **make(mixed))
         sql = listing(True, monkeypatch, per_page=5, sort=sort, **make(mixed))
         assert sql == orm, (name, sort)
+        pages_only = listing(True, monkeypatch, per_page=5, pages_only=True, sort=sort, **make(mixed))
+        assert pages_only == orm, (name, sort)
         # Not an empty comparison, and each filter really leaves something out.
         assert orm["count"] > 0 and orm["pages"][0], (name, sort)
         if name != "everything":
@@ -166,9 +171,20 @@ def test_the_comparison_sees_a_difference_when_there_is_one(mixed, monkeypatch):
 
 
 def test_no_trade_matches_both_ways(mixed, monkeypatch):
-    for raw in (False, True):
-        result = listing(raw, monkeypatch, per_page=5, categories=["no-such-trade"])
+    for raw, pages_only in ((False, False), (True, False), (False, True), (True, True)):
+        result = listing(raw, monkeypatch, per_page=5, pages_only=pages_only, categories=["no-such-trade"])
         assert (result["count"], result["pages"]) == (0, [[]])
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_pages_only_checks_the_search_as_the_queryset_does(db, monkeypatch, raw):
+    monkeypatch.setattr(selectors, "_use_raw_sql", lambda: raw)
+    with pytest.raises(ApplicationError) as caught:
+        selectors.open_task_pages_near(
+            latitude=91, longitude=HERE_LON, radius_km=30, min_budget_cents=5, max_budget_cents=4, sort="cheapest"
+        )
+    assert caught.value.code == "invalid_search"
+    assert set(caught.value.fields) == {"latitude", "max_budget_cents", "sort"}
 
 
 def test_a_task_taken_after_the_walk_is_not_shown(mixed, monkeypatch):
