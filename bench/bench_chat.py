@@ -374,7 +374,7 @@ async def sample_redis_clients(redis_url: str, stop: asyncio.Event) -> int:
 # --- Main --------------------------------------------------------------------------
 
 
-def start_server(port: int, env: dict[str, str], workers: int = 1) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str], workers: int = 1, ping_interval: float | None = None) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/uvicorn"),
@@ -386,6 +386,7 @@ def start_server(port: int, env: dict[str, str], workers: int = 1) -> subprocess
             "--no-access-log",
             "--log-level", "warning",
             *(["--workers", str(workers)] if workers > 1 else []),
+            *(["--ws-ping-interval", str(ping_interval)] if ping_interval is not None else []),
         ],
         cwd=ROOT,
         env=env,
@@ -521,6 +522,12 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (the Dockerfile runs 1)")
     parser.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=None,
+        help="uvicorn's keepalive ping interval in s (default: uvicorn's 20, as the Dockerfile; 0 = no pings)",
+    )
+    parser.add_argument(
         "--reconnect-size", type=int, default=None, help="run the 10%% reconnect check at this size (default: the largest)"
     )
     args = parser.parse_args()
@@ -558,7 +565,7 @@ def main() -> None:
     redis.Redis.from_url(args.redis_url).flushdb()
     cast = make_cast(max(sizes) // 2)
     port = free_port()
-    server = start_server(port, env, args.workers)
+    server = start_server(port, env, args.workers, args.ws_ping_interval)
     try:
         results = []
         for n in sizes:
@@ -575,6 +582,7 @@ def main() -> None:
     print(
         f"bench_chat  {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  {os.cpu_count()} CPUs  rate {args.rate:g}/s for"
         f" {args.seconds:g} s  uvicorn workers {args.workers}"
+        f"{'' if args.ws_ping_interval is None else f'  ws ping interval {args.ws_ping_interval:g} s'}"
     )
     print(f"{'sockets':>8} {'conn':>6} {'sent':>6} {'recv':>6} {'recv/s':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
           f" | {'redis p50':>9} {'p95':>6} {'p99':>6} | {'KB/socket':>9} {'RSS MB':>7} {'connect s':>9}")
