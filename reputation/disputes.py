@@ -406,7 +406,7 @@ def _require_response_window(dispute: Dispute, now: dt.datetime) -> None:
         )
 
 
-@transaction.atomic
+@atomic_with_files()
 def dispute_respond(
     dispute: Dispute,
     *,

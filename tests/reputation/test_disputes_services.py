@@ -314,6 +314,17 @@ def test_a_failure_after_the_photos_are_stored_leaves_no_files(task, customer, d
     assert row_counts() == before_rows
 
 
+def test_a_failure_after_a_response_photo_is_stored_leaves_no_file(dispute, contractor, monkeypatch):
+    before_files, before_rows = stored_evidence_files(), row_counts()
+    monkeypatch.setattr(disputes, "_notify_parties", broken)
+    with pytest.raises(RuntimeError):
+        disputes.dispute_respond(dispute, by=contractor, text="Here is the finished tap.", photos=[jpeg_upload()])
+    assert stored_evidence_files() == before_files
+    assert row_counts() == before_rows
+    dispute.refresh_from_db()
+    assert dispute.status == "awaiting_response"
+
+
 def test_a_failure_while_opening_leaves_no_photo_behind(task, customer, monkeypatch):
     before_files, before_rows = stored_evidence_files(), row_counts()
     monkeypatch.setattr(disputes, "_event", broken)
