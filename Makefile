@@ -65,7 +65,7 @@ check-services: $(VENV)/.dev-installed
 # module per process, as module fixtures expect). Each gets its own test
 # database (test_<name>_gw0...) and Redis db (REDIS_URL's number + its index).
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadscope --durations=15
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test: $(VENV)/.dev-installed chromium check-services
 	$(TEST_ENV) $(PY) -m pytest --ignore=tests/browser -q $(PYTEST_PARALLEL)

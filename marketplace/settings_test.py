@@ -10,6 +10,8 @@ import os
 import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -21,11 +23,20 @@ def _redis_url_for_worker(url: str, worker: str) -> str:
     index), because tests clear the cache (FLUSHDB) and run Celery workers on
     the broker, which must not reach another process's keys or queues.
     PostgreSQL needs nothing here: pytest-django names each worker's test
-    database after it (test_test_gw0...)."""
+    database after it (test_test_gw0...). A number past Redis's 16 databases
+    is refused rather than wrapped round onto someone else's (db 0 is the
+    development default)."""
     parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return url  # empty (no Redis) or a unix socket: left as given
     base = int(parts.path.lstrip("/") or 0)
-    index = int(worker.removeprefix("gw"))
-    return urlunsplit(parts._replace(path=f"/{(base + index) % 16}"))
+    number = base + int(worker.removeprefix("gw"))
+    if number > 15:
+        raise ImproperlyConfigured(
+            f"Test process {worker} would use Redis database {number} (REDIS_URL's {base} plus its index), "
+            "past Redis's 16 (0-15): give REDIS_URL a lower number or run fewer processes (TEST_WORKERS)."
+        )
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")

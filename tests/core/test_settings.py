@@ -261,7 +261,7 @@ def test_parallel_test_processes_each_get_their_own_redis_db_cache_keys_and_uplo
     # environment: one worker's FLUSHDB or upload must not reach the other's.
     shared = {
         "DJANGO_SETTINGS_MODULE": "marketplace.settings_test",
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
         "MEDIA_ROOT": str(tmp_path),
         "CACHE_KEY_PREFIX": "bt-test-1",
     }
@@ -271,12 +271,20 @@ def test_parallel_test_processes_each_get_their_own_redis_db_cache_keys_and_uplo
         result = run_python(PRINT_TEST_ISOLATION, env)
         assert result.returncode == 0, result.stderr
         seen[worker] = json.loads(result.stdout.strip().splitlines()[-1])
-    assert seen[""] == {"REDIS_URL": "redis://127.0.0.1:6379/15", "CACHE_PREFIX": "bt-test-1", "MEDIA_ROOT": str(tmp_path)}
-    assert seen["gw0"]["REDIS_URL"] == "redis://127.0.0.1:6379/15"
-    assert seen["gw1"]["REDIS_URL"] == "redis://127.0.0.1:6379/0"  # wraps round Redis's 16 databases
+    assert seen[""] == {"REDIS_URL": "redis://127.0.0.1:6379/14", "CACHE_PREFIX": "bt-test-1", "MEDIA_ROOT": str(tmp_path)}
+    assert seen["gw0"]["REDIS_URL"] == "redis://127.0.0.1:6379/14"
+    assert seen["gw1"]["REDIS_URL"] == "redis://127.0.0.1:6379/15"
     assert seen["gw0"]["MEDIA_ROOT"] == str(tmp_path / "gw0")
     assert seen["gw1"]["MEDIA_ROOT"] == str(tmp_path / "gw1")
     assert len({s["CACHE_PREFIX"] for s in seen.values()}) == 3
+
+
+def test_a_test_process_past_redis_database_15_is_refused_not_wrapped_onto_db_0():
+    env = {"DJANGO_SETTINGS_MODULE": "marketplace.settings_test", "REDIS_URL": "redis://127.0.0.1:6379/15"}
+    result = run_python(PRINT_TEST_ISOLATION, env | {"PYTEST_XDIST_WORKER": "gw1"})
+    assert result.returncode != 0
+    assert "would use Redis database 16" in result.stderr
+    assert "TEST_WORKERS" in result.stderr
 
 
 def test_env_example_lists_every_variable_the_settings_read():
