@@ -599,6 +599,14 @@ def find_work(request: HttpRequest) -> HttpResponse:
             queryset = matching_selectors.ranked_tasks_for(user, queryset)
             ranked_by = queryset.ranker
         page_obj = _page(request, queryset, CappedPaginator)
+        # The distance shown is to the approximate point, as the API's: the
+        # exact one (what the query sorted by) would narrow the address down
+        # below the ~1 km cell everyone sees, from a few profile locations.
+        page_obj.object_list = list(page_obj.object_list)  # the template must see these instances
+        for task in page_obj.object_list:
+            task.shown_distance_km = distance_km(
+                profile.latitude, profile.longitude, task.approx_latitude, task.approx_longitude
+            )
     context = {
         "profile": profile,
         "ready": True,

@@ -371,9 +371,21 @@ def test_find_work_lists_nearby_open_tasks_with_distance(client, contractor, cus
     assert response.status_code == 200
     page = text(response)
     assert "Near leak" in page and "Far leak" not in page and "Draft leak" not in page
-    assert "1.0 km away" in page
+    # 1.0 km to the address; 0.46 km to its ~1 km cell's centre, which is what is shown.
+    assert "under 1 km away" in page
     assert "Instant booking" in page
     assert "1 open task" in page
+
+
+def test_find_work_shows_the_distance_to_the_approximate_point_only(client, contractor, customer):
+    # Bob works from 37.7509, -122.4153. The task's address is 3.1 km away; its
+    # ~1 km cell's centre, all a stranger may learn, is 2.7 km away.
+    TaskFactory(customer=customer, title="Leaky tap", latitude=37.7790, longitude=-122.4153)
+    client.force_login(contractor)
+    page = text(client.get("/tasks/find?sort=distance"))
+    assert "Leaky tap" in page
+    assert "2.7 km away" in page
+    assert "3.1 km" not in page
 
 
 def test_find_work_filters_and_search(client, contractor, customer):
