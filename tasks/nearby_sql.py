@@ -241,6 +241,10 @@ class _Pages:
     """A page source is also a list CappedPaginator can page through by
     itself (selectors.open_task_pages_near returns one, no queryset)."""
 
+    # What Django's Paginator checks before warning of an unordered list:
+    # every source hands rows over in its search's order.
+    ordered = True
+
     @property
     def page_source(self):
         return self
@@ -280,7 +284,7 @@ class OrderedPages(_Pages):
     (the first SORTED_WITHIN); a page is a slice of them, read by primary key."""
 
     def __init__(self, ordered: list[Candidate], known: int, sorted_within: int):
-        self.ordered = ordered
+        self.candidates = ordered
         self.known = known
         self.sorted_within = sorted_within
 
@@ -288,4 +292,4 @@ class OrderedPages(_Pages):
         return self.known
 
     def rows(self, bottom: int, top: int) -> list[Task]:
-        return _page_rows(self.ordered[bottom:top])
+        return _page_rows(self.candidates[bottom:top])

@@ -7,6 +7,7 @@ fixed number of queries; and the GiST index walked nearest-first."""
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -170,9 +171,15 @@ def test_the_comparison_sees_a_difference_when_there_is_one(mixed, monkeypatch):
     assert sql != orm
 
 
-def test_no_trade_matches_both_ways(mixed, monkeypatch):
+@pytest.mark.parametrize("sort", ["distance", "newest"])
+def test_no_trade_matches_both_ways(mixed, monkeypatch, sort):
     for raw, pages_only in ((False, False), (True, False), (False, True), (True, True)):
-        result = listing(raw, monkeypatch, per_page=5, pages_only=pages_only, categories=["no-such-trade"])
+        with warnings.catch_warnings():
+            # Paginator warns of an unordered list when a source looks unordered.
+            warnings.simplefilter("error")
+            result = listing(
+                raw, monkeypatch, per_page=5, pages_only=pages_only, sort=sort, categories=["no-such-trade"]
+            )
         assert (result["count"], result["pages"]) == (0, [[]])
 
 
