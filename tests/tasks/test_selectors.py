@@ -396,6 +396,26 @@ def test_the_sql_walk_reads_the_covering_index_alone_nearest_first(many_open_tas
     assert "Sort" not in plan, plan
 
 
+@pytest.mark.parametrize("sort", ["newest", "budget"])
+def test_the_walk_of_a_bounded_sort_reads_the_covering_index_alone(many_open_tasks, contractor, sort):
+    # Newest and budget read their sort column in the walk: both are in the
+    # covering index's INCLUDE (published_at since migration 0006).
+    from django.test.utils import CaptureQueriesContext
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX task_open_near_search_gist")  # as above: tiny tables tie the two
+    with CaptureQueriesContext(connection) as captured:
+        selectors.open_task_pages_near(
+            latitude=HERE_LAT, longitude=HERE_LON, radius_km=25, sort=sort, exclude_customer=contractor
+        )
+    (walk,) = captured.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + walk["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using task_open_near_covering_gist" in plan, plan
+    assert "Order By: ((ll_to_earth(latitude, longitude))" in plan, plan
+
+
 def test_the_sql_walk_of_a_search_checks_the_words_inside_the_gist_index(many_open_tasks):
     plan = explain_walk(near(radius_km=500, q="leak", sort="distance"))
     assert "task_open_near_search_gist" in plan, plan
