@@ -687,7 +687,8 @@ _CUSTOMER_EVENTS_BY_CONTRACTOR = """
 def _text_array(values) -> str:
     """A text[] literal of plain identifiers (choice values: no quotes or commas to escape)."""
     values = [str(v) for v in values]
-    assert all(v.isidentifier() for v in values), values
+    if not all(v.isidentifier() for v in values):
+        raise ValueError(f"not plain identifiers, cannot be a text[] literal: {values!r}")
     return "{" + ",".join(values) + "}"
 
 
@@ -701,9 +702,12 @@ def _run_batch(statements: list[tuple[str, str, list]]) -> dict[str, list]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for n, (name, _statement, _params) in enumerate(statements):
-            if n:
-                moved = cursor.nextset()
-                assert moved, f"no result for {name}"
+            # Real checks, not asserts (gone under python -O): a missing result
+            # set would otherwise shift every later statement's rows by one.
+            if n and not cursor.nextset():
+                raise RuntimeError(f"feature batch: no result set for {name!r} ({n + 1} of {len(statements)})")
+            if cursor.description is None:
+                raise RuntimeError(f"feature batch: {name!r} returned no rows to fetch")
             out[name] = cursor.fetchall()
     return out
 

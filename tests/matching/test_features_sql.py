@@ -181,3 +181,15 @@ def test_sql_reads_give_the_orm_reads_rows_and_features_in_one_round_trip(market
     with CaptureQueriesContext(connection) as queries:
         pair_matrix(open_tasks, contractors)
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
+
+
+def test_a_batch_short_of_a_result_set_is_an_error_not_shifted_rows():
+    # Two statements named, one sent (the second is empty): an error, also under python -O.
+    with pytest.raises(RuntimeError, match="no result set for 'second'"):
+        features._run_batch([("first", "SELECT 1", []), ("second", "", [])])
+    with pytest.raises(RuntimeError, match="'second' returned no rows"):
+        features._run_batch([("first", "SELECT 1", []), ("second", "SET LOCAL work_mem = '4MB'", [])])
+    assert features._run_batch([("first", "SELECT %s", [1]), ("second", "SELECT 2, 3", [])]) == {
+        "first": [(1,)],
+        "second": [(2, 3)],
+    }
