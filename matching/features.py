@@ -466,7 +466,7 @@ def _fetch_orm(user_ids, tasks, now, origin, last, is_current, need_own) -> _Row
         )
     )
 
-    weekly = _weekly_hours(profile_ids)
+    weekly = _weekly_hours(user_ids)
     busy = list(
         BusyBlock.objects.filter(any_of("user_id", user_ids), ends_at__gt=origin, starts_at__lt=last).values_list(
             "user_id", "starts_at", "ends_at"
@@ -530,14 +530,7 @@ def _fetch_sql(user_ids, tasks, now, origin, last, is_current, need_own) -> _Row
         ),
         (
             "weekly",
-            "SELECT profile_id, weekday,"
-            " (EXTRACT(HOUR FROM start_time) * 60 + EXTRACT(MINUTE FROM start_time))::int,"
-            " (EXTRACT(HOUR FROM end_time) * 60 + EXTRACT(MINUTE FROM end_time))::int"
-            " FROM accounts_availabilityslot"
-            # The profile ids as an array (an InitPlan), so the slots are read by
-            # their profile index; as IN (subquery) the planner hash-joined a
-            # sequential scan of every slot (7.6 -> 4.2 ms for 400 contractors).
-            " WHERE profile_id = ANY(ARRAY(SELECT p.id FROM accounts_contractorprofile p WHERE p.user_id = ANY(%s::bigint[])))",
+            _WEEKLY_SQL,
             [users],
         ),
         (
@@ -851,27 +844,73 @@ def _latest_history_sqlite(model, user_ids, now):
 RECENT_TITLES = 20
 
 
+# Statements that both reads send on PostgreSQL: ``_fetch_sql`` in its batch,
+# ``_fetch_orm`` through the helpers below (plain SQL there too, for the plans
+# noted on each). One text each, so the two paths cannot drift apart; which
+# also means the SQL-vs-ORM test compares these reads with themselves on
+# PostgreSQL: their ORM versions run on SQLite only. Arrays are bound as
+# literals (``_ids``, ``_text_array``).
+_RECENT_TITLES_SQL = """
+    SELECT contractor_id, string_agg(title, ' ')
+    FROM (
+        SELECT contractor_id, title,
+               row_number() OVER (PARTITION BY contractor_id ORDER BY completed_at DESC) AS n
+        FROM tasks_task
+        WHERE contractor_id = ANY(%s::bigint[]) AND completed_at IS NOT NULL AND completed_at < %s
+          AND NOT (id = ANY(%s::bigint[]))
+    ) recent
+    WHERE n <= %s
+    GROUP BY contractor_id
+"""
+_OFFER_MEDIANS_SQL = """
+    -- The posting time by a primary-key lookup per offer: a join made the
+    -- planner scan every task (see _category_events).
+    SELECT contractor_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM created_at - published_at))
+    FROM (
+        SELECT o.contractor_id, o.created_at,
+               (SELECT t.published_at FROM tasks_task t WHERE t.id = o.task_id) AS published_at
+        FROM tasks_offer o
+        WHERE o.contractor_id = ANY(%s::bigint[]) AND o.created_at < %s
+        OFFSET 0
+    ) offers
+    WHERE published_at IS NOT NULL
+    GROUP BY contractor_id
+"""
+_CATEGORY_EVENTS_SQL = """
+    SELECT contractor_id, category_id, kind, COUNT(DISTINCT task_id)
+    FROM (
+        SELECT e.contractor_id, e.kind, e.task_id,
+               (SELECT t.category_id FROM tasks_task t WHERE t.id = e.task_id) AS category_id
+        FROM matching_matchevent e
+        WHERE e.contractor_id = ANY(%s::bigint[]) AND e.kind = ANY(%s::text[]) AND e.created_at < %s
+          AND NOT (e.task_id = ANY(%s::bigint[]))
+        OFFSET 0
+    ) events
+    WHERE category_id = ANY(%s::bigint[])
+    GROUP BY contractor_id, category_id, kind
+"""
+
+
+# (profile, weekday, start minute, end minute) of the contractors' weekly
+# slots. The profile ids as an array (an InitPlan), so the slots are read by
+# their profile index; as IN (subquery) the planner hash-joined a sequential
+# scan of every slot (7.6 -> 4.2 ms for 400 contractors).
+_WEEKLY_SQL = (
+    "SELECT profile_id, weekday,"
+    " (EXTRACT(HOUR FROM start_time) * 60 + EXTRACT(MINUTE FROM start_time))::int,"
+    " (EXTRACT(HOUR FROM end_time) * 60 + EXTRACT(MINUTE FROM end_time))::int"
+    " FROM accounts_availabilityslot"
+    " WHERE profile_id = ANY(ARRAY(SELECT p.id FROM accounts_contractorprofile p WHERE p.user_id = ANY(%s::bigint[])))"
+)
+
+
 def _recent_titles(user_ids: list[int], now: dt.datetime, *, exclude: list[int]) -> dict[int, str]:
     """Up to RECENT_TITLES titles of each contractor's latest completed jobs, joined."""
     if not user_ids:
         return {}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT contractor_id, string_agg(title, ' ')
-                FROM (
-                    SELECT contractor_id, title,
-                           row_number() OVER (PARTITION BY contractor_id ORDER BY completed_at DESC) AS n
-                    FROM tasks_task
-                    WHERE contractor_id = ANY(%s) AND completed_at IS NOT NULL AND completed_at < %s
-                      AND NOT (id = ANY(%s))
-                ) recent
-                WHERE n <= %s
-                GROUP BY contractor_id
-                """,
-                [user_ids, now, exclude or [0], RECENT_TITLES],
-            )
+            cursor.execute(_RECENT_TITLES_SQL, [_ids(user_ids), now, _ids(exclude), RECENT_TITLES])
             return dict(cursor.fetchall())
     titles: dict[int, list[str]] = defaultdict(list)
     for uid, title in (
@@ -897,20 +936,7 @@ def _category_events(user_ids, categories, kinds, now, exclude_task_ids) -> list
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                """
-                SELECT contractor_id, category_id, kind, COUNT(DISTINCT task_id)
-                FROM (
-                    SELECT e.contractor_id, e.kind, e.task_id,
-                           (SELECT t.category_id FROM tasks_task t WHERE t.id = e.task_id) AS category_id
-                    FROM matching_matchevent e
-                    WHERE e.contractor_id = ANY(%s) AND e.kind = ANY(%s) AND e.created_at < %s
-                      AND NOT (e.task_id = ANY(%s))
-                    OFFSET 0
-                ) events
-                WHERE category_id = ANY(%s)
-                GROUP BY contractor_id, category_id, kind
-                """,
-                [list(user_ids), [str(k) for k in kinds], now, list(exclude_task_ids) or [0], list(categories)],
+                _CATEGORY_EVENTS_SQL, [_ids(user_ids), _text_array(kinds), now, _ids(exclude_task_ids), _ids(categories)]
             )
             return cursor.fetchall()
     return list(
@@ -931,23 +957,7 @@ def _offer_medians(user_ids: list[int], now: dt.datetime) -> list[tuple[int, flo
     """(contractor, median seconds between a task's posting and their offer on it), before ``now``."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT contractor_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM created_at - published_at))
-                FROM (
-                    -- The posting time by a primary-key lookup per offer: a join made the
-                    -- planner scan every task (see _category_events).
-                    SELECT o.contractor_id, o.created_at,
-                           (SELECT t.published_at FROM tasks_task t WHERE t.id = o.task_id) AS published_at
-                    FROM tasks_offer o
-                    WHERE o.contractor_id = ANY(%s) AND o.created_at < %s
-                    OFFSET 0
-                ) offers
-                WHERE published_at IS NOT NULL
-                GROUP BY contractor_id
-                """,
-                [user_ids, now],
-            )
+            cursor.execute(_OFFER_MEDIANS_SQL, [_ids(user_ids), now])
             return cursor.fetchall()
     delays: dict[int, list[float]] = defaultdict(list)
     for uid, created, published in Offer.objects.filter(
@@ -955,46 +965,6 @@ def _offer_medians(user_ids: list[int], now: dt.datetime) -> list[tuple[int, flo
     ).values_list("contractor_id", "created_at", "task__published_at"):
         delays[uid].append((created - published).total_seconds())
     return [(uid, statistics.median(values)) for uid, values in delays.items()]
-
-
-# The three statements above as ``_fetch_sql`` sends them (arrays bound as literals).
-_RECENT_TITLES_SQL = """
-    SELECT contractor_id, string_agg(title, ' ')
-    FROM (
-        SELECT contractor_id, title,
-               row_number() OVER (PARTITION BY contractor_id ORDER BY completed_at DESC) AS n
-        FROM tasks_task
-        WHERE contractor_id = ANY(%s::bigint[]) AND completed_at IS NOT NULL AND completed_at < %s
-          AND NOT (id = ANY(%s::bigint[]))
-    ) recent
-    WHERE n <= %s
-    GROUP BY contractor_id
-"""
-_OFFER_MEDIANS_SQL = """
-    SELECT contractor_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM created_at - published_at))
-    FROM (
-        SELECT o.contractor_id, o.created_at,
-               (SELECT t.published_at FROM tasks_task t WHERE t.id = o.task_id) AS published_at
-        FROM tasks_offer o
-        WHERE o.contractor_id = ANY(%s::bigint[]) AND o.created_at < %s
-        OFFSET 0
-    ) offers
-    WHERE published_at IS NOT NULL
-    GROUP BY contractor_id
-"""
-_CATEGORY_EVENTS_SQL = """
-    SELECT contractor_id, category_id, kind, COUNT(DISTINCT task_id)
-    FROM (
-        SELECT e.contractor_id, e.kind, e.task_id,
-               (SELECT t.category_id FROM tasks_task t WHERE t.id = e.task_id) AS category_id
-        FROM matching_matchevent e
-        WHERE e.contractor_id = ANY(%s::bigint[]) AND e.kind = ANY(%s::text[]) AND e.created_at < %s
-          AND NOT (e.task_id = ANY(%s::bigint[]))
-        OFFSET 0
-    ) events
-    WHERE category_id = ANY(%s::bigint[])
-    GROUP BY contractor_id, category_id, kind
-"""
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -1173,25 +1143,20 @@ def _week_load(job_c: list[int], job_t: list[float], task_start: list[float], ti
     return (np.searchsorted(keys, centre + span, side="right") - np.searchsorted(keys, centre - span, side="left")).astype(float)
 
 
-def _weekly_hours(profile_ids: list[int]) -> list[tuple[int, int, int, int]]:
-    """(profile id, weekday, start minute, end minute) of each weekly slot. On
-    PostgreSQL through a plain cursor: five slots for each of 2,000 contractors
+def _weekly_hours(user_ids: list[int]) -> list[tuple[int, int, int, int]]:
+    """(profile id, weekday, start minute, end minute) of each weekly slot of
+    the contractors ``user_ids``. On PostgreSQL through a plain cursor (the
+    statement ``_fetch_sql`` sends): five slots for each of 2,000 contractors
     are 10,000 rows, and Django's per-row conversion cost more than the query."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT profile_id, weekday,"
-                " (EXTRACT(HOUR FROM start_time) * 60 + EXTRACT(MINUTE FROM start_time))::int,"
-                " (EXTRACT(HOUR FROM end_time) * 60 + EXTRACT(MINUTE FROM end_time))::int"
-                " FROM accounts_availabilityslot WHERE profile_id = ANY(%s::bigint[])",
-                ["{" + ",".join(map(str, profile_ids)) + "}"],
-            )
+            cursor.execute(_WEEKLY_SQL, [_ids(user_ids)])
             return cursor.fetchall()
     return [
         (profile_id, wd, start.hour * 60 + start.minute, end.hour * 60 + end.minute)
-        for profile_id, wd, start, end in AvailabilitySlot.objects.filter(profile_id__in=profile_ids).values_list(
-            "profile_id", "weekday", "start_time", "end_time"
-        )
+        for profile_id, wd, start, end in AvailabilitySlot.objects.filter(
+            any_of("profile__user_id", user_ids)
+        ).values_list("profile_id", "weekday", "start_time", "end_time")
     ]
 
 

@@ -1,6 +1,13 @@
 """The one-round-trip SQL reads of ``matching.features`` (PostgreSQL) against
 the ORM reads they replaced, on a simulated market: the same rows, the same
-feature values, for serving (now) and for training (as of past moments)."""
+feature values, for serving (now), for training (as of past moments) and for
+a batch of past, completed tasks whose own history must not count.
+
+On PostgreSQL ``_fetch_orm`` reads titles, offer_medians, category_events and
+weekly through the very SQL ``_fetch_sql`` sends (one constant each, for the
+plans noted in features.py), so for those four reads this test compares the
+SQL with itself: their real ORM reference runs only on SQLite (the suite run
+with DATABASE_URL=sqlite:///..., which CI does not do)."""
 
 from __future__ import annotations
 
