@@ -11,6 +11,7 @@ with DATABASE_URL=sqlite:///..., which CI does not do)."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import numpy as np
@@ -188,6 +189,75 @@ def test_sql_reads_give_the_orm_reads_rows_and_features_in_one_round_trip(market
     with CaptureQueriesContext(connection) as queries:
         pair_matrix(open_tasks, contractors)
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
+
+
+# The reads that leave out the batch's own tasks (training on past tasks:
+# a task's outcome must not count towards its own features).
+EXCLUDING = ("prices", "titles", "category_events", "customer_events", "customer_reviews", "booked")
+
+
+def test_a_batch_of_done_tasks_leaves_its_own_history_out(market, monkeypatch):
+    contractors, tasks = market
+    user_ids = [u.pk for u in contractors]
+    # Judged as of a moment after some of them were done and reviewed: their
+    # offers, hires, prices, titles, reviews and bookings are all before it.
+    cutoff = timezone.now() - dt.timedelta(days=10)
+    done = [t for t in tasks if t.completed_at and cutoff - dt.timedelta(days=25) <= t.completed_at < cutoff]
+    assert len(done) >= 5
+
+    rows = _fetched(features._fetch_sql, user_ids, done, cutoff)
+    assert rows == _fetched(features._fetch_orm, user_ids, done, cutoff)
+    assert sorted(rows["own_done"]) == sorted((t.pk, t.contractor_id) for t in done)
+
+    # The same batch under ids no task has: the same trades, customers and
+    # windows, nothing left out. Every excluding read differs, so leaving out
+    # the batch's tasks is what the comparison above checked.
+    hidden = []
+    for n, task in enumerate(done):
+        task = copy.copy(task)
+        task.pk = -1 - n
+        hidden.append(task)
+    unexcluded = _fetched(features._fetch_sql, user_ids, hidden, cutoff)
+    assert unexcluded == _fetched(features._fetch_orm, user_ids, hidden, cutoff)
+    assert unexcluded["own_done"] == []
+    for name in EXCLUDING:
+        assert rows[name] != unexcluded[name], name
+    # customer_events has a second statement for more customers than
+    # contractors: the batch's hired contractors, no more than its customers.
+    customers = {t.customer_id for t in done}
+    few = list(dict.fromkeys(t.contractor_id for t in done))[: len(customers)]
+    assert len(few) <= len(customers)
+    few_rows = _fetched(features._fetch_sql, few, done, cutoff)
+    assert few_rows == _fetched(features._fetch_orm, few, done, cutoff)
+    assert few_rows["own_done"] and few_rows["customer_events"]
+    assert few_rows["customer_events"] != _fetched(features._fetch_sql, few, hidden, cutoff)["customer_events"]
+    # e.g. the prices: exactly the batch's agreed prices more without the exclusion.
+    batch_prices = sorted((t.contractor_id, t.category_id, t.agreed_price_cents) for t in done if t.agreed_price_cents)
+    assert sorted(unexcluded["prices"]) == sorted(rows["prices"] + batch_prices)
+    # ...and the reviews: the batch's 4-5 and 1-2 star reviews given before the cutoff.
+    own_reviews = Review.objects.filter(
+        task__in=done, role=Review.Role.CUSTOMER_TO_CONTRACTOR, submitted_at__lt=cutoff
+    ).exclude(stars=3)
+    assert own_reviews.exists()
+
+    def counted(reads):
+        return sum(good + bad for _customer, _contractor, good, bad in reads["customer_reviews"])
+
+    assert counted(unexcluded) - counted(rows) == own_reviews.count()
+
+    # Features: the same both ways, and a pair's own job is not among its
+    # contractor's jobs done (nor, per pair, its trade's and customer's).
+    pairs = [(t, u) for t in done for u in contractors]
+    old, new = _both(monkeypatch, lambda: pairs_matrix(pairs, now=cutoff))
+    _assert_same(old, new)
+    X, out_pairs = new
+    row_of = {pair: n for n, pair in enumerate(out_pairs)}
+    for task in done:
+        before = Task.objects.filter(contractor_id=task.contractor_id, assigned_at__lt=cutoff, completed_at__lt=cutoff)
+        own = X[row_of[(task.pk, task.contractor_id)]]
+        assert own[INDEX["jobs_done"]] == before.count() - 1
+        assert own[INDEX["similar_jobs"]] == before.filter(category_id=task.category_id).count() - 1
+        assert own[INDEX["customer_jobs"]] == before.filter(customer_id=task.customer_id).count() - 1
 
 
 def test_a_batch_short_of_a_result_set_is_an_error_not_shifted_rows():
