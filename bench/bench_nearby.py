@@ -193,6 +193,15 @@ def ensure_database(url: str) -> None:
             print(f"Created database {name}.")
 
 
+# The environment this script was started with. The bench process itself runs
+# on marketplace.settings_test, which sets test-only variables in os.environ
+# (DATABASE_POOL=false among them); the uvicorn it starts must not inherit them
+# and run the API unlike a deployed server (without the pool, each request's
+# thread opened a connection of its own and the closed-loop runs ran PostgreSQL
+# out of connections: "too many clients", HTTP 500).
+LAUNCH_ENV = dict(os.environ)
+
+
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings_test")
@@ -534,7 +543,7 @@ class Server:
     def __init__(self, db_url: str, workers: int):
         self.port = free_port()
         env = {
-            **os.environ,
+            **LAUNCH_ENV,
             "DJANGO_SETTINGS_MODULE": "marketplace.settings",
             "DATABASE_URL": db_url,
             "DATABASE_CONN_MAX_AGE": "600",
