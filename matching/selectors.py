@@ -207,22 +207,31 @@ def _candidate_rows(task: Task, lat_min: float, lat_max: float, lon_min: float, 
     contractors of the task's trade based in the box, not its customer. On
     PostgreSQL as plain SQL: thousands of rows (5,000 in bench/bench_matching.py),
     which Django's per-row handling and query compilation made dearer than
-    the server's answer."""
+    the server's answer. The ORM query is the same read for SQLite, and the
+    reference the SQL is tested against."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT p.user_id, p.latitude, p.longitude, p.service_radius_km
-                FROM accounts_contractorprofile p
-                JOIN accounts_contractorprofile_trades t ON t.contractorprofile_id = p.id
-                JOIN accounts_user u ON u.id = p.user_id
-                WHERE p.latitude >= %s AND p.latitude <= %s AND p.longitude >= %s AND p.longitude <= %s
-                  AND p.onboarded_at IS NOT NULL AND t.category_id = %s AND u.is_active AND u.is_contractor
-                  AND NOT (p.user_id = %s)
-                """,
-                [lat_min, lat_max, lon_min, lon_max, task.category_id, task.customer_id],
-            )
-            return cursor.fetchall()
+        return _candidate_rows_sql(task, lat_min, lat_max, lon_min, lon_max)
+    return _candidate_rows_orm(task, lat_min, lat_max, lon_min, lon_max)
+
+
+def _candidate_rows_sql(task: Task, lat_min: float, lat_max: float, lon_min: float, lon_max: float) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.user_id, p.latitude, p.longitude, p.service_radius_km
+            FROM accounts_contractorprofile p
+            JOIN accounts_contractorprofile_trades t ON t.contractorprofile_id = p.id
+            JOIN accounts_user u ON u.id = p.user_id
+            WHERE p.latitude >= %s AND p.latitude <= %s AND p.longitude >= %s AND p.longitude <= %s
+              AND p.onboarded_at IS NOT NULL AND t.category_id = %s AND u.is_active AND u.is_contractor
+              AND NOT (p.user_id = %s)
+            """,
+            [lat_min, lat_max, lon_min, lon_max, task.category_id, task.customer_id],
+        )
+        return cursor.fetchall()
+
+
+def _candidate_rows_orm(task: Task, lat_min: float, lat_max: float, lon_min: float, lon_max: float) -> list[tuple]:
     return list(
         ContractorProfile.objects.filter(
             onboarded_at__isnull=False,

@@ -116,6 +116,38 @@ def test_best_contractors_for_trade_range_onboarding_and_reasons(customer):
     assert selectors.best_contractors_for(task, limit=1)[0][0].pk == near.pk
 
 
+def test_candidate_rows_sql_reads_what_the_orm_query_reads(customer):
+    # best_contractors_for reads its candidates with plain SQL on PostgreSQL;
+    # the ORM query is the same read on SQLite. Every condition is exercised:
+    # the trade (also as one of several), the box on both axes, onboarding,
+    # active, is_contractor, and the task's own customer.
+    task = TaskFactory(customer=customer, latitude=37.7599, longitude=-122.4153, category=plumbing(), photos=0)
+    box = (37.70, 37.82, -122.50, -122.35)
+    inside = [
+        make_contractor(lat=37.7609, lon=-122.4153),
+        make_contractor(lat=37.7000, lon=-122.5000, radius=40),  # on the box's corner
+        make_contractor(lat=37.8000, lon=-122.3600, trades=[electrical(), plumbing()]),
+    ]
+    make_contractor(lat=37.9000, lon=-122.4153)  # north of the box
+    make_contractor(lat=37.7599, lon=-122.3000)  # east of the box
+    make_contractor(trades=[electrical()])  # another trade
+    ContractorProfileFactory(onboarded_at=None, latitude=37.76, longitude=-122.41, trades=[plumbing()])
+    gone = make_contractor()
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    retired = make_contractor()
+    retired.is_contractor = False
+    retired.save(update_fields=["is_contractor"])
+    customer.is_contractor = True
+    customer.save(update_fields=["is_contractor"])
+    ContractorProfileFactory(user=customer, latitude=37.76, longitude=-122.41, trades=[plumbing()])
+
+    orm = sorted(selectors._candidate_rows_orm(task, *box))
+    assert [row[0] for row in orm] == sorted(user.pk for user in inside)
+    assert sorted(selectors._candidate_rows_sql(task, *box)) == orm
+    assert sorted(selectors._candidate_rows(task, *box)) == orm
+
+
 def test_pros_to_invite_only_for_the_tasks_customer(customer, outsider, contractor, staff):
     task = TaskFactory(customer=customer, photos=0)
     make_contractor()
