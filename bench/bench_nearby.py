@@ -10,7 +10,9 @@ in the same run, for each size:
   (a2) page    what pages and the API read: the first page of 20 through
                core.pagination.CappedPaginator (the capped count and the rows;
                on PostgreSQL through tasks.nearby_sql since issue 3's fourth
-               pass, the ORM before)
+               pass, the ORM before), from selectors.open_task_pages_near and
+               page(1) before the count, as the API (DRF) asks (follow-up h3c;
+               before it, open_tasks_near and the count first)
   (b) sql      the bare SQL of the same task query, through psycopg
   (c) scan     the same query with index scans turned off: exact
                earth_distance for every open task, sorted (the baseline)
@@ -415,7 +417,7 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
     import psycopg
     from django.db import connection, reset_queries
 
-    from tasks.selectors import open_tasks_near
+    from tasks.selectors import open_task_pages_near, open_tasks_near
 
     def orm(point, q=None, sort=None):
         return [(t.pk, t.distance_km, len(t.problem_photos)) for t in open_tasks_near(
@@ -433,8 +435,11 @@ def measure_queries(url: str, where: list[tuple[float, float]], radius_km: float
     from core.pagination import CappedPaginator
 
     def page(point):
-        paginator = CappedPaginator(open_tasks_near(latitude=point[0], longitude=point[1], radius_km=radius_km), 20)
-        return paginator.count, [(t.pk, t.distance_km, t.category_id, len(t.problem_photos)) for t in paginator.page(1)]
+        # As the API reads it (core.api.CappedPagination, i.e. DRF): the list
+        # from open_task_pages_near, its page asked for before its count.
+        paginator = CappedPaginator(open_task_pages_near(latitude=point[0], longitude=point[1], radius_km=radius_km), 20)
+        rows = [(t.pk, t.distance_km, t.category_id, len(t.problem_photos)) for t in paginator.page(1)]
+        return paginator.count, rows
 
     for point in where[:20]:
         page(point)

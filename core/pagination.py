@@ -49,10 +49,30 @@ class CappedPaginator(Paginator):
     def count(self) -> int:
         return min(self._seen, self.cap)
 
+    def _expect(self, number) -> None:
+        """Tell a source that can read the count and a page in one statement
+        (tasks.nearby_sql.NearestPages) which page comes, before the count is
+        asked for (validate_number asks for it)."""
+        expect = getattr(getattr(self.object_list, "page_source", None), "expect", None)
+        if expect is None:
+            return
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            number = 1  # get_page's answer to a page that is not a number
+        if number >= 1:
+            bottom = (number - 1) * self.per_page
+            expect(bottom, bottom + self.per_page + self.orphans)
+
+    def get_page(self, number):
+        self._expect(number)
+        return super().get_page(number)
+
     def page(self, number):
         source = getattr(self.object_list, "page_source", None)
         if source is None:
             return super().page(number)
+        self._expect(number)
         # Paginator.page, reading the slice through the source.
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page

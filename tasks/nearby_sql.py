@@ -8,7 +8,9 @@ was about half of a request's CPU (bench/profile_nearby.py: ~12 ms of
 SQLCompiler.as_sql per profiled request). Here the statement is a string
 built from the search's few conditions, and the page's rows are then read by
 primary key (also as SQL: compiling those two simple statements cost more
-than running them).
+than running them). A distance page asked for before its count (the API and
+the pages do) is one statement: the walk, counted, joined to its page's
+tasks, categories and photos (``NearbySearch.walk_page``).
 
 The conditions must stay exactly those of the ORM path in selectors.py (same
 expressions, same operators, same parameters), for two reasons: the results
@@ -74,6 +76,49 @@ class NearbySearch:
         """The ``limit`` nearest matches, nearest first: one statement, off the
         GiST index (index-only when nothing but its INCLUDE columns is read).
         ``sort_column``: also read this column (published_at, budget_cents)."""
+        sql, params = self._walk_sql(limit, sort_column)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [Candidate(*row) for row in cursor.fetchall()]
+
+    def walk_page(self, limit: int, bottom: int, top: int) -> tuple[int, list[Task]]:
+        """How many of the ``limit`` nearest matches there are, and the tasks
+        of that walk's slice ``[bottom, top)`` (as ``_page_rows`` builds them),
+        in ONE statement: the walk (the same text as ``walk``'s) is a
+        materialized CTE, counted, and only its slice is joined to the tasks,
+        their categories and their problem photos. One round trip instead of
+        three (walk, rows, photos), and the candidates never travel to Python.
+        ``row_number() OVER ()`` has nothing to sort by: it numbers the rows
+        in the order the LIMITed walk hands them over, nearest first (as
+        ``walk``'s rows come); the page's slice and ORDER BY go by it."""
+        walk_sql, walk_params = self._walk_sql(limit, None)
+        task_sql, task_names, task_converters = _columns(Task, "t")
+        category_sql, category_names, category_converters = _columns(Category, "c")
+        photos_sql, photos_params = _photos_column("t")
+        sql = (
+            "WITH walk AS MATERIALIZED ("  # noqa: S608 (this module's text and the models' column names only)
+            f"SELECT row_number() OVER () AS n, w.* FROM ({walk_sql}) AS w(id, distance_km, rank, sort_value))"
+            f" SELECT s.seen, w.distance_km, w.rank, {task_sql}, {category_sql}, {photos_sql}"
+            " FROM (SELECT count(*) AS seen FROM walk) AS s"
+            " LEFT JOIN (walk AS w JOIN tasks_task AS t ON t.id = w.id"
+            " JOIN tasks_category AS c ON c.id = t.category_id) ON w.n > %s AND w.n <= %s"
+            " ORDER BY w.n"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*walk_params, *photos_params, int(bottom), int(top)])
+            rows = cursor.fetchall()
+        seen = rows[0][0]
+        tasks = _build_tasks(
+            [row[3:] for row in rows if row[1] is not None],
+            (task_names, task_converters, category_names, category_converters),
+        )
+        for task, row in zip(tasks, (row for row in rows if row[1] is not None), strict=True):
+            task.distance_km = row[1]
+            if row[2] is not None:
+                task.rank = row[2]
+        return seen, tasks
+
+    def _walk_sql(self, limit: int, sort_column: str | None) -> tuple[str, list[Any]]:
         lat, lon = self.latitude, self.longitude
         columns = [f"id, {_DISTANCE_KM}"]
         column_params: list[Any] = [lat, lon, 1000.0]
@@ -141,9 +186,7 @@ class NearbySearch:
             f" WHERE {' AND '.join(where)}"
             f" ORDER BY {_POINT} <-> {_HERE} LIMIT %s"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*column_params, *params, lat, lon, int(limit)])
-            return [Candidate(*row) for row in cursor.fetchall()]
+        return sql, [*column_params, *params, lat, lon, int(limit)]
 
 
 def order_candidates(candidates: list[Candidate], sort: str) -> list[Candidate]:
@@ -182,49 +225,79 @@ def _from_db(model: type[Model], names: list[str], converters: list[tuple[int, l
     return model.from_db(connection.alias, names, values)
 
 
+def _photos_column(task_alias: str) -> tuple[str, list[Any]]:
+    """A SELECT-list subquery: the task's problem photos (as
+    selectors._problem_photos orders them), each as a JSON array of its
+    columns, so that they come in the same statement as their task."""
+    photo_sql, _names, _converters = _columns(TaskPhoto, "p")
+    return (
+        f"(SELECT json_agg(json_build_array({photo_sql}) ORDER BY p.position, p.created_at)"  # noqa: S608 (column names from the model)
+        f" FROM tasks_taskphoto AS p WHERE p.task_id = {task_alias}.id AND p.kind = %s)",
+        [TaskPhoto.Kind.PROBLEM.value],
+    )
+
+
+@functools.cache
+def _photo_fields() -> tuple[list[str], list]:
+    fields = TaskPhoto._meta.concrete_fields
+    return [f.attname for f in fields], list(fields)
+
+
+def _photo_from_json(values: list) -> TaskPhoto:
+    """A photo from its JSON array: each value as its field reads it back
+    from JSON's text, numbers and nulls (timestamps, UUIDs), then as the ORM
+    builds an instance from a row."""
+    names, fields = _photo_fields()
+    values = [v if v is None else f.to_python(v) for f, v in zip(fields, values, strict=True)]
+    _sql, _names, converters = _columns(TaskPhoto, "p")
+    return _from_db(TaskPhoto, names, converters, tuple(values))
+
+
+def _build_tasks(rows: list[tuple], columns: tuple) -> list[Task]:
+    """Tasks from rows of (task columns, category columns, photos JSON)."""
+    task_names, task_converters, category_names, category_converters = columns
+    width = len(task_names)
+    categories: dict[int, Category] = {}
+    out = []
+    for row in rows:
+        task = _from_db(Task, task_names, task_converters, row[:width])
+        # One instance per category, as the ORM path's prefetch gives.
+        category = categories.get(task.category_id)
+        if category is None:
+            category = categories[task.category_id] = _from_db(
+                Category, category_names, category_converters, row[width:-1]
+            )
+        Task.category.field.set_cached_value(task, category)
+        task.problem_photos = []
+        for values in row[-1] or ():
+            photo = _photo_from_json(values)
+            TaskPhoto.task.field.set_cached_value(photo, task)
+            task.problem_photos.append(photo)
+        out.append(task)
+    return out
+
+
 def _page_rows(candidates: list[Candidate]) -> list[Task]:
     """The candidates' tasks, in the candidates' order, with their distance
     (and rank), their category and their problem photos (``problem_photos``,
-    as selectors._problem_photos orders them): two statements read by primary
-    key, so their plans do not depend on the search, and nothing to compile.
+    as selectors._problem_photos orders them): one statement read by primary
+    key, so its plan does not depend on the search, and nothing to compile.
     A task taken or cancelled since the walk is left out."""
     if not candidates:
         return []
     task_sql, task_names, task_converters = _columns(Task, "t")
     category_sql, category_names, category_converters = _columns(Category, "c")
-    photo_sql, photo_names, photo_converters = _columns(TaskPhoto, "p")
-    width = len(task_names)
-    ids = [c.pk for c in candidates]
-    by_pk: dict[int, Task] = {}
+    photos_sql, photos_params = _photos_column("t")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {task_sql}, {category_sql} FROM tasks_task AS t"  # noqa: S608 (column names from the models)
+            f"SELECT {task_sql}, {category_sql}, {photos_sql} FROM tasks_task AS t"  # noqa: S608 (column names from the models)
             " JOIN tasks_category AS c ON c.id = t.category_id WHERE t.id = ANY(%s::bigint[]) AND t.status = %s",
-            [ids, Task.Status.OPEN.value],
+            [*photos_params, [c.pk for c in candidates], Task.Status.OPEN.value],
         )
-        categories: dict[int, Category] = {}
-        for row in cursor.fetchall():
-            task = _from_db(Task, task_names, task_converters, row[:width])
-            # One instance per category, as the ORM path's prefetch gives.
-            category = categories.get(task.category_id)
-            if category is None:
-                category = categories[task.category_id] = _from_db(
-                    Category, category_names, category_converters, row[width:]
-                )
-            Task.category.field.set_cached_value(task, category)
-            task.problem_photos = []
-            by_pk[task.pk] = task
-        if by_pk:
-            cursor.execute(
-                f"SELECT {photo_sql} FROM tasks_taskphoto AS p"  # noqa: S608 (column names from the model)
-                " WHERE p.task_id = ANY(%s::bigint[]) AND p.kind = %s ORDER BY p.position, p.created_at",
-                [list(by_pk), TaskPhoto.Kind.PROBLEM.value],
-            )
-            for row in cursor.fetchall():
-                photo = _from_db(TaskPhoto, photo_names, photo_converters, row)
-                task = by_pk[photo.task_id]
-                TaskPhoto.task.field.set_cached_value(photo, task)
-                task.problem_photos.append(photo)
+        rows = cursor.fetchall()
+    by_pk = {
+        task.pk: task for task in _build_tasks(rows, (task_names, task_converters, category_names, category_converters))
+    }
     out = []
     for candidate in candidates:
         task = by_pk.get(candidate.pk)
@@ -252,9 +325,11 @@ class _Pages:
 
 class NearestPages(_Pages):
     """What core.pagination.CappedPaginator reads a nearest-first Find work
-    list through (its ``page_source``): the capped count and the page's ids
-    from one walk of the nearest ``cap + 1`` matches, then the page's rows by
-    primary key. Two statements of fixed text instead of two compiled ones."""
+    list through (its ``page_source``). Told the page first (``expect``, as
+    CappedPaginator.page and get_page do), it gets the capped count and that
+    page's rows in one statement (NearbySearch.walk_page); otherwise the
+    capped count and the page's ids from one walk of the nearest ``cap + 1``
+    matches, then the page's rows by primary key."""
 
     sorted_within = None
 
@@ -262,6 +337,15 @@ class NearestPages(_Pages):
         self.search = search
         self._walked: list[Candidate] = []
         self._limit = 0
+        self._expected: tuple[int, int] | None = None
+        self._page: tuple[int, int, list[Task]] | None = None  # bottom, top, rows of walk_page
+        self._seen: int | None = None  # counted by walk_page, up to _seen_limit
+        self._seen_limit = 0
+
+    def expect(self, bottom: int, top: int) -> None:
+        """The slice ``[bottom, top)`` (or part of it) will be read next."""
+        if self._seen is None:
+            self._expected = (bottom, top)
 
     def _walk(self, limit: int) -> list[Candidate]:
         # Walk again only for more than was asked before, and only if there may be more.
@@ -272,9 +356,20 @@ class NearestPages(_Pages):
 
     def seen(self, limit: int) -> int:
         """How many match, counting at most ``limit``."""
+        if self._seen is not None and limit <= self._seen_limit:
+            return min(self._seen, limit)
+        if self._expected is not None and self._limit == 0:
+            bottom, top = self._expected
+            seen, rows = self.search.walk_page(limit, bottom, min(top, limit))
+            self._seen, self._seen_limit, self._page = seen, limit, (bottom, min(top, limit), rows)
+            return min(seen, limit)
         return min(len(self._walk(limit)), limit)
 
     def rows(self, bottom: int, top: int) -> list[Task]:
+        if self._page is not None:
+            page_bottom, page_top, rows = self._page
+            if page_bottom == bottom and top <= page_top:
+                return rows[: top - bottom]
         return _page_rows(self._walk(max(top, self._limit))[bottom:top])
 
 
