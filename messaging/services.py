@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import types
 import unicodedata
 import uuid
 from typing import Any
@@ -144,6 +145,12 @@ def _existing_for(conversation: Conversation, client_id: uuid.UUID, by: Any) -> 
     return existing
 
 
+def _empty_message() -> ApplicationError:
+    return ApplicationError(
+        _("Write a message or attach a file."), code="empty_message", fields={"body": [_("Write a message.")]}
+    )
+
+
 def message_send(
     conversation: Conversation,
     *,
@@ -178,9 +185,7 @@ def message_send(
             return existing, False
         prepared = attachment_prepare(attachment)
     if not text and prepared is None:
-        raise ApplicationError(
-            _("Write a message or attach a file."), code="empty_message", fields={"body": [_("Write a message.")]}
-        )
+        raise _empty_message()
 
     if prepared is None and connection.vendor == "postgresql":
         return _text_message_send(conversation, by=by, key=key, text=text)
@@ -373,23 +378,14 @@ def _text_message_prepare(conversation: Conversation, by: Any, key: uuid.UUID, t
 def _text_message_saved(conversation: Conversation, message: Message, notice: dict[str, Any], row: tuple):
     """Fill in what _TEXT_MESSAGE_SQL returned; the events to send once it is
     committed: (group, event) pairs, the conversation's first."""
-    from .notifications import kind_label, user_group
+    from .notifications import notification_payload, user_group
 
     message.pk, message.seq, notified, unread = row
     conversation.last_seq = max(conversation.last_seq or 0, message.seq)
     conversation.last_message_at = message.created_at
     events = [(conversation_group(conversation), {"type": "chat.message", "message": message_payload(message)})]
     if notified:
-        payload = {  # notifications.notification_payload of the saved row
-            "id": str(notice["public_id"]),
-            "kind": notice["kind"],
-            "kind_label": kind_label(notice["kind"]),
-            "title": notice["title"],
-            "body": notice["body"],
-            "url": notice["url"],
-            "created_at": notice["created_at"].isoformat(),
-            "read": False,
-        }
+        payload = notification_payload(types.SimpleNamespace(**notice, read_at=None))  # the saved row's
         events.append((user_group(notice["user"]), {"type": "notification", "notification": payload, "unread": unread + 1}))
     return events
 
@@ -443,9 +439,7 @@ async def message_send_from_loop(
     key = _parse_client_id(client_id)
     text = _clean_body(body)
     if not text:
-        raise ApplicationError(
-            _("Write a message or attach a file."), code="empty_message", fields={"body": [_("Write a message.")]}
-        )
+        raise _empty_message()
     if not async_db.available():
         return None
     message, notice, params = _text_message_prepare(conversation, by, key, text)
