@@ -199,6 +199,14 @@ class Task(models.Model):
         self.latitude, self.longitude = lat, lon
         self.approx_latitude, self.approx_longitude = approximate(lat, lon)
 
+    def approx_distance_km(self, lat: float, lon: float) -> float:
+        """Kilometres from (lat, lon) to the task's approximate point: the
+        distance anyone but its customer and contractor may be shown (the
+        exact one would narrow the address below the ~1 km cell)."""
+        from core.geo import distance_km
+
+        return distance_km(lat, lon, self.approx_latitude, self.approx_longitude)
+
 
 def task_photo_path(instance: TaskPhoto, filename: str) -> str:
     # Our name, not the uploader's. Not under a public URL: served by a view

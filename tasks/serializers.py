@@ -301,10 +301,9 @@ class NearbyTaskSerializer(TaskListItemSerializer):
 
     @extend_schema_field(OpenApiTypes.DOUBLE)
     def get_distance_km(self, task: Task) -> float:
-        from core.geo import distance_km
 
         origin = self.context["origin"]
-        return round(distance_km(origin[0], origin[1], task.approx_latitude, task.approx_longitude), 1)
+        return round(task.approx_distance_km(*origin), 1)
 
 
 def _utc_iso(value: dt.datetime | None) -> str | None:
@@ -322,7 +321,6 @@ def nearby_task_list(tasks: Any, *, request: Any, origin: tuple[float, float]) -
     the largest Python cost of a Find work request (about a third of it under
     cProfile at 1M tasks). The serializer stays the documented schema.
     Needs ``category`` and ``problem_photos`` loaded, as the selector does."""
-    from core.geo import distance_km
 
     # One reverse() for the page: photo ids go into a template address.
     marker = "00000000-0000-0000-0000-000000000000"
@@ -341,9 +339,7 @@ def nearby_task_list(tasks: Any, *, request: Any, origin: tuple[float, float]) -
                 "id": str(task.public_id),
                 "title": task.title,
                 "description": text if len(text) <= 300 else text[:299].rstrip() + "…",
-                "distance_km": round(
-                    distance_km(origin[0], origin[1], task.approx_latitude, task.approx_longitude), 1
-                ),
+                "distance_km": round(task.approx_distance_km(*origin), 1),
                 "status": task.status,
                 "category": dict(category),
                 "budget_type": task.budget_type,

@@ -25,7 +25,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import selectors as account_selectors
 from core.errors import ApplicationError, Conflict, NotFound
 from core.forms import form_action
-from core.geo import distance_km
 from core.pagination import CappedPaginator
 from matching import selectors as matching_selectors
 from payments import pages as payment_pages
@@ -161,7 +160,7 @@ def _offer_cards(task: Task, offers) -> list[dict]:
         profile = getattr(contractor, "contractor_profile", None)
         distance = None
         if profile is not None and profile.latitude is not None:
-            distance = distance_km(profile.latitude, profile.longitude, task.approx_latitude, task.approx_longitude)
+            distance = task.approx_distance_km(profile.latitude, profile.longitude)
         cards.append(
             {
                 "offer": offer,
@@ -599,14 +598,11 @@ def find_work(request: HttpRequest) -> HttpResponse:
             queryset = matching_selectors.ranked_tasks_for(user, queryset)
             ranked_by = queryset.ranker
         page_obj = _page(request, queryset, CappedPaginator)
-        # The distance shown is to the approximate point, as the API's: the
-        # exact one (what the query sorted by) would narrow the address down
-        # below the ~1 km cell everyone sees, from a few profile locations.
+        # The distance shown is to the approximate point, as the API's (not the
+        # exact one the query sorted by).
         page_obj.object_list = list(page_obj.object_list)  # the template must see these instances
         for task in page_obj.object_list:
-            task.shown_distance_km = distance_km(
-                profile.latitude, profile.longitude, task.approx_latitude, task.approx_longitude
-            )
+            task.shown_distance_km = task.approx_distance_km(profile.latitude, profile.longitude)
     context = {
         "profile": profile,
         "ready": True,
