@@ -219,7 +219,7 @@ def pairs_matrix(pairs: Sequence[tuple[Task, Any]], *, now: dt.datetime | None =
         (t_cat[a] in trades[b] for a, b in zip(ti, ci, strict=True)), dtype=float, count=len(pairs)
     )
 
-    history = _History(user_ids, task_list, now, rows)
+    history = _History(user_ids, now, rows)
     X[:, col["text_similarity"]] = _text_similarity(task_list, profiles, history.titles, ti, ci)
 
     # When
@@ -711,7 +711,7 @@ def _run_batch(statements: list[tuple[str, str, list]]) -> dict[str, list]:
 class _History:
     """Everything about the contractors' past before ``now``, from ``_fetch``'s rows."""
 
-    def __init__(self, user_ids: list[int], tasks: list[Task], now: dt.datetime, rows: _Rows):
+    def __init__(self, user_ids: list[int], now: dt.datetime, rows: _Rows):
         from reputation import scoring
         from reputation.models import Review
 

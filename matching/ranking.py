@@ -30,7 +30,7 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop, ngettext
+from django.utils.translation import ngettext
 
 from .features import FEATURE_NAMES, INDEX, MODEL_FEATURES, pairs_matrix
 from .models import MatchEvent, RankingModel
@@ -85,20 +85,11 @@ def rule_scores(X: np.ndarray) -> np.ndarray:
 
 # --- explanations ---------------------------------------------------------------------------
 
-WEEKDAY_NAMES = (
-    gettext_noop("Monday"),
-    gettext_noop("Tuesday"),
-    gettext_noop("Wednesday"),
-    gettext_noop("Thursday"),
-    gettext_noop("Friday"),
-    gettext_noop("Saturday"),
-    gettext_noop("Sunday"),
-)
-
-
 def _weekday_name(index: int) -> str:
-    # Only the name used is translated (all seven were, for each of a page's 20 reasons).
-    return _(WEEKDAY_NAMES[index])
+    # The model's own labels; only the name used is translated.
+    from accounts.models import AvailabilitySlot
+
+    return str(AvailabilitySlot.Weekday(index).label)
 
 
 def explain(row: np.ndarray, *, audience: str = "contractor", limit: int = 4) -> list[str]:

@@ -6,8 +6,10 @@ a batch of past, completed tasks whose own history must not count.
 On PostgreSQL ``_fetch_orm`` reads titles, offer_medians, category_events and
 weekly through the very SQL ``_fetch_sql`` sends (one constant each, for the
 plans noted in features.py), so for those four reads this test compares the
-SQL with itself: their real ORM reference runs only on SQLite (the suite run
-with DATABASE_URL=sqlite:///..., which CI does not do)."""
+SQL with itself: it does NOT check them against an independent reference.
+Their ORM form is SQLite's path, and this module is skipped there; only
+test_features.py's hand-built cases reach them, and only in a suite run on
+SQLite, which CI does not do."""
 
 from __future__ import annotations
 
