@@ -108,14 +108,10 @@ class NearbySearch:
             cursor.execute(sql, [*walk_params, *photos_params, int(bottom), int(top)])
             rows = cursor.fetchall()
         seen = rows[0][0]
-        tasks = _build_tasks(
-            [row[3:] for row in rows if row[1] is not None],
-            (task_names, task_converters, category_names, category_converters),
-        )
-        for task, row in zip(tasks, (row for row in rows if row[1] is not None), strict=True):
-            task.distance_km = row[1]
-            if row[2] is not None:
-                task.rank = row[2]
+        page = [row for row in rows if row[1] is not None]  # the count's row alone when the slice is empty
+        tasks = _build_tasks([row[3:] for row in page], (task_names, task_converters, category_names, category_converters))
+        for task, row in zip(tasks, page, strict=True):
+            _place(task, row[1], row[2])
         return seen, tasks
 
     def _walk_sql(self, limit: int, sort_column: str | None) -> tuple[str, list[Any]]:
@@ -303,11 +299,16 @@ def _page_rows(candidates: list[Candidate]) -> list[Task]:
         task = by_pk.get(candidate.pk)
         if task is None:
             continue
-        task.distance_km = candidate.distance_km
-        if candidate.rank is not None:
-            task.rank = candidate.rank
+        _place(task, candidate.distance_km, candidate.rank)
         out.append(task)
     return out
+
+
+def _place(task: Task, distance_km: float, rank: float | None) -> None:
+    """What the walk found out about a task: its distance, and its rank when searching."""
+    task.distance_km = distance_km
+    if rank is not None:
+        task.rank = rank
 
 
 class _Pages:
