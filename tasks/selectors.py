@@ -446,46 +446,54 @@ def _check_search_args(
         raise ApplicationError(_("Check the search filters."), code="invalid_search", fields=fields)
 
 
-def _normalised(
-    latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, q, sort
-) -> tuple[float, float, float, str, str]:
-    """Checked (ApplicationError "invalid_search") and normalised: the point
-    and radius as floats, the search text stripped, the sort made explicit."""
+def _checked_search(
+    latitude,
+    longitude,
+    radius_km,
+    categories,
+    min_budget_cents,
+    max_budget_cents,
+    date_from,
+    date_to,
+    q,
+    sort,
+    exclude_customer,
+) -> tuple[NearbySearch, str]:
+    """Find work's arguments checked (ApplicationError "invalid_search") and
+    normalised, as one NearbySearch (the point and radius as floats, the
+    trades as slugs and ids, the dates as aware bounds, the search text
+    stripped, the excluded customer's id), and the sort made explicit. Both
+    the queryset (open_tasks_near) and the page source (tasks.nearby_sql)
+    are built from it."""
     _check_search_args(latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, sort)
     q = (q or "").strip()
     if sort is None:
         sort = "relevance" if q else "distance"
     if sort == "relevance" and not q:
         sort = "distance"
-    return float(latitude), float(longitude), float(radius_km), q, sort
-
-
-def _nearby_search(
-    latitude,
-    longitude,
-    radius_km,
-    category_keys,
-    min_budget_cents,
-    max_budget_cents,
-    scheduled_from,
-    scheduled_before,
-    q,
-    excluded_pk,
-) -> NearbySearch:
-    return NearbySearch(
-        latitude=latitude,
-        longitude=longitude,
-        radius_km=radius_km,
+    category_keys = None
+    if categories is not None:
+        categories = list(categories)
+        if categories:
+            category_keys = _category_keys(categories)
+    excluded_pk = None
+    if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
+        excluded_pk = exclude_customer.pk
+    search = NearbySearch(
+        latitude=float(latitude),
+        longitude=float(longitude),
+        radius_km=float(radius_km),
         category_slugs=tuple(category_keys[0]) if category_keys else None,
         category_pks=tuple(category_keys[1]) if category_keys else (),
         min_budget_cents=min_budget_cents,
         max_budget_cents=max_budget_cents,
-        scheduled_from=scheduled_from,
-        scheduled_before=scheduled_before,
+        scheduled_from=_as_aware(date_from, end_of_day=False) if date_from is not None else None,
+        scheduled_before=_as_aware(date_to, end_of_day=True) if date_to is not None else None,
         q=q,
         fts_config=FTS_CONFIG,
         exclude_customer_pk=excluded_pk,
     )
+    return search, sort
 
 
 def open_task_pages_near(
@@ -524,28 +532,18 @@ def open_task_pages_near(
             sort=sort,
             exclude_customer=exclude_customer,
         )
-    latitude, longitude, radius_km, q, sort = _normalised(
-        latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, q, sort
-    )
-    category_keys = None
-    if categories is not None:
-        categories = list(categories)
-        if categories:
-            category_keys = _category_keys(categories)
-    excluded_pk = None
-    if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
-        excluded_pk = exclude_customer.pk
-    search = _nearby_search(
+    search, sort = _checked_search(
         latitude,
         longitude,
         radius_km,
-        category_keys,
+        categories,
         min_budget_cents,
         max_budget_cents,
-        _as_aware(date_from, end_of_day=False) if date_from is not None else None,
-        _as_aware(date_to, end_of_day=True) if date_to is not None else None,
+        date_from,
+        date_to,
         q,
-        excluded_pk,
+        sort,
+        exclude_customer,
     )
     if sort == "distance":
         return NearestPages(search)
@@ -590,9 +588,20 @@ def open_tasks_near(
     hand-written SQL of the same conditions, not the queryset's compiled SQL.
     Raises ApplicationError (code "invalid_search", with fields) for bad input.
     """
-    latitude, longitude, radius_km, q, sort = _normalised(
-        latitude, longitude, radius_km, min_budget_cents, max_budget_cents, date_from, date_to, q, sort
+    search, sort = _checked_search(
+        latitude,
+        longitude,
+        radius_km,
+        categories,
+        min_budget_cents,
+        max_budget_cents,
+        date_from,
+        date_to,
+        q,
+        sort,
+        exclude_customer,
     )
+    latitude, longitude, radius_km, q = search.latitude, search.longitude, search.radius_km, search.q
 
     # Category by prefetch, not a join: joined, the planner (expecting a
     # handful of rows from the box) hash-joins and then sorts the whole box,
@@ -633,19 +642,13 @@ def open_tasks_near(
         )
         nearest_first = F("distance_km")
 
-    category_keys = None
-    if categories is not None:
-        categories = list(categories)
-        if categories:
-            category_keys = _category_keys(categories)
-            slugs, pks = category_keys
-            tasks = tasks.filter(Q(category__slug__in=slugs) | Q(category_id__in=pks))
+    if search.category_slugs is not None:
+        tasks = tasks.filter(Q(category__slug__in=search.category_slugs) | Q(category_id__in=search.category_pks))
     if min_budget_cents is not None:
         tasks = tasks.filter(budget_cents__gte=min_budget_cents)
     if max_budget_cents is not None:
         tasks = tasks.filter(budget_cents__lte=max_budget_cents)
-    scheduled_from = _as_aware(date_from, end_of_day=False) if date_from is not None else None
-    scheduled_before = _as_aware(date_to, end_of_day=True) if date_to is not None else None
+    scheduled_from, scheduled_before = search.scheduled_from, search.scheduled_before
     if scheduled_from is not None or scheduled_before is not None:
         tasks = tasks.annotate(
             scheduled_at=Case(
@@ -656,10 +659,8 @@ def open_tasks_near(
             tasks = tasks.filter(scheduled_at__gte=scheduled_from)
         if scheduled_before is not None:
             tasks = tasks.filter(scheduled_at__lt=scheduled_before)
-    excluded_pk = None
-    if exclude_customer is not None and getattr(exclude_customer, "pk", None) is not None:
-        excluded_pk = exclude_customer.pk
-        tasks = tasks.exclude(customer_id=excluded_pk)
+    if search.exclude_customer_pk is not None:
+        tasks = tasks.exclude(customer_id=search.exclude_customer_pk)
 
     rank = None
     if q:
@@ -672,20 +673,8 @@ def open_tasks_near(
             rank = Case(When(title__icontains=q, then=Value(1.0)), default=Value(0.5), output_field=FloatField())
         tasks = tasks.annotate(rank=rank)
 
-    search = None
-    if on_postgres and _use_raw_sql():
-        search = _nearby_search(
-            latitude,
-            longitude,
-            radius_km,
-            category_keys,
-            min_budget_cents,
-            max_budget_cents,
-            scheduled_from,
-            scheduled_before,
-            q,
-            excluded_pk,
-        )
+    if not (on_postgres and _use_raw_sql()):
+        search = None  # the queryset alone: SQLite, or the raw SQL path switched off
 
     if sort == "distance":
         # Nothing after the distance: with a tie-breaker the planner sorts
